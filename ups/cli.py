@@ -1,0 +1,72 @@
+"""The `ups` command: helpers around the DVC pipeline.
+
+    ups params check [--params FILE] [-S key=value ...]   validate params.yaml (+ overrides)
+    ups params reference                               print the params reference (docs/PARAMS.md)
+    ups data info FILE [--frames T --grid X]           describe a Burgers-S or PDEBench file
+
+The pipeline itself runs through DVC: `dvc repro`, `dvc exp run -S key=value`, `dvc exp show`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ups.errors import run_entry_point
+
+
+def _params_check(args: argparse.Namespace) -> None:
+    from ups.config import load_config, parse_override
+
+    overrides = dict(parse_override(o) for o in args.set or [])
+    cfg = load_config(args.params, overrides)
+    print(f"{args.params}: OK ({len(cfg.data.nu)} viscosities, {cfg.latent.tokens}×{cfg.latent.dim} latent, Δt = {cfg.data.dt:g})")
+
+
+def _params_reference(args: argparse.Namespace) -> None:
+    from ups.config import reference_markdown
+
+    sys.stdout.write(reference_markdown())
+
+
+def _data_info(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from ups.data.dataset import load_trajectories, read_attrs
+
+    traj = load_trajectories(args.file, frames=args.frames, grid=args.grid, allow_legacy_domain=args.allow_legacy_domain)
+    print(f"{args.file}: {len(traj)} trajectories × {traj.u.shape[1]} frames × {traj.u.shape[2]} points")
+    print(f"  x ∈ [{traj.x.min():.4g}, {traj.x.max():.4g}], t ∈ [{traj.t.min():.4g}, {traj.t.max():.4g}] (Δt = {traj.dt:.4g})")
+    print(f"  ν ∈ {sorted(set(np.round(traj.nu.astype(float), 8).tolist()))}, u ∈ [{traj.u.min():.4g}, {traj.u.max():.4g}]")
+    for key, value in read_attrs(args.file).items():
+        print(f"  {key}: {value}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ups", description="UPS, the Universal Physics Stack: helpers around the DVC pipeline.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    params = sub.add_parser("params", help="check or document params.yaml").add_subparsers(dest="action", required=True)
+    check = params.add_parser("check", help="validate params.yaml and overrides")
+    check.add_argument("--params", default="params.yaml")
+    check.add_argument("-S", "--set", action="append", metavar="KEY=VALUE", help="override, as `dvc exp run -S`")
+    check.set_defaults(func=_params_check)
+    params.add_parser("reference", help="print the params reference as Markdown").set_defaults(func=_params_reference)
+
+    data = sub.add_parser("data", help="inspect data files").add_subparsers(dest="action", required=True)
+    info = data.add_parser("info", help="describe a Burgers-S or PDEBench HDF5 file")
+    info.add_argument("file")
+    info.add_argument("--frames", type=int, default=None, help="subsample to this many frames")
+    info.add_argument("--grid", type=int, default=None, help="subsample to this many points")
+    info.add_argument("--allow-legacy-domain", action="store_true")
+    info.set_defaults(func=_data_info)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    run_entry_point(lambda: args.func(args), "ups")
+
+
+if __name__ == "__main__":
+    main()

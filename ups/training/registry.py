@@ -1,0 +1,32 @@
+"""The training stages UPS knows, for the dry run of `validate` (and for `ups` commands).
+
+Each training stage registers a `Probe`: how to build its models from the config and run one
+forward/backward step on a batch of its real shape, and how many optimizer steps one epoch takes.
+`validate` times the probe and turns it into a stage-time and GPU-cost estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ups.config import Config, StageTraining
+
+
+@dataclass(frozen=True)
+class Probe:
+    stage: str  # the DVC stage name
+    models: Callable[[Config], dict[str, torch.nn.Module]]
+    step: Callable[[Config, dict[str, torch.nn.Module]], torch.Tensor]  # one forward pass → loss
+    steps_per_epoch: Callable[[Config, dict], int]  # (cfg, validate's data summary)
+    training: Callable[[Config], StageTraining]
+
+
+PROBES: dict[str, Probe] = {}
+
+
+def register(probe: Probe) -> Probe:
+    PROBES[probe.stage] = probe
+    return probe
