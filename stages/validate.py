@@ -13,9 +13,10 @@ def main() -> None:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--data", required=True, help="folder of the data files")
     ap.add_argument("--out", required=True, help="metrics JSON to write")
+    ap.add_argument("--verdict", default=None, help="file written only when every check passed")
     args = ap.parse_args()
     cfg = load_config(args.params)
-    report = validate(cfg, args.data, args.out)
+    report = validate(cfg, args.data, args.out, args.verdict)
     print(json.dumps(report["estimate"], indent=2))
     print(f"validate: params, data and {len(report['models'])} model stage(s) OK → {args.out}")
 

@@ -1,0 +1,88 @@
+"""Small composable layers shared by the UPS models."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def fourier_features(s: torch.Tensor, n: int) -> torch.Tensor:
+    """[sin 2πks, cos 2πks] for k = 1..n; `s` (...,) → (..., 2n)."""
+    if n == 0:
+        return s.new_zeros(*s.shape, 0)
+    k = torch.arange(1, n + 1, device=s.device, dtype=s.dtype)
+    angle = 2.0 * math.pi * s[..., None] * k
+    return torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1)
+
+
+def mlp(sizes: list[int], activation: type[nn.Module] = nn.GELU) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class ResConvBlock(nn.Module):
+    """Pre-norm residual block of two periodic 1D convolutions over the token axis: (B, C, T)."""
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(1, channels)
+        self.conv1 = nn.Conv1d(channels, channels, kernel, padding=kernel // 2, padding_mode="circular")
+        self.conv2 = nn.Conv1d(channels, channels, kernel, padding=kernel // 2, padding_mode="circular")
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.conv2(F.gelu(self.conv1(self.norm(h))))
+
+
+class TimestepEmbedding(nn.Module):
+    """A scalar (log Δt, log ν, a noise level …) → a vector, through sinusoids and an MLP."""
+
+    def __init__(self, width: int, frequencies: int = 16, max_period: float = 100.0):
+        super().__init__()
+        freqs = torch.exp(-math.log(max_period) * torch.arange(frequencies) / frequencies)
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.net = mlp([2 * frequencies, width, width])
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        angle = value[:, None] * self.freqs[None, :] * 2 * math.pi
+        return self.net(torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1))
+
+
+class AdaLNBlock(nn.Module):
+    """Transformer block whose LayerNorms are modulated by a conditioning vector (DiT's adaLN-Zero).
+
+    Attention has a learned bias per head and circular token offset, so the block is equivariant to
+    shifts of the periodic domain.
+    """
+
+    def __init__(self, width: int, heads: int, tokens: int, mlp_ratio: float, cond_width: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.mlp = mlp([width, int(width * mlp_ratio), width])
+        self.modulation = nn.Linear(cond_width, 6 * width)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+        self.rel_bias = nn.Parameter(torch.zeros(heads, tokens))
+        offsets = (torch.arange(tokens)[None, :] - torch.arange(tokens)[:, None]) % tokens
+        self.register_buffer("offsets", offsets, persistent=False)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        b, t, w = x.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None, :].chunk(6, dim=-1)
+        h = self.norm1(x) * (1 + scale1) + shift1
+        q, k, v = self.qkv(h).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        bias = self.rel_bias[:, self.offsets]  # (heads, T, T)
+        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None].to(q.dtype))
+        x = x + gate1 * self.proj(attn.transpose(1, 2).reshape(b, t, w))
+        h = self.norm2(x) * (1 + scale2) + shift2
+        return x + gate2 * self.mlp(h)

@@ -1,0 +1,66 @@
+"""Checkpoints (DVC outputs) and resume state (scratch, outside DVC outputs), both written atomically.
+
+A checkpoint is self-describing: it holds the weights, the kind of model, and every size needed to
+rebuild it, so inference needs no params.yaml. Resume state carries a fingerprint of the stage's
+params and inputs; state from another configuration is never resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SCRATCH = Path("scratch")  # git-ignored; `dvc exp run` resets DVC outputs, not this
+
+
+def save_atomic(obj: Any, path: Path | str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load(path: Path | str, kind: str | None = None) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint; run the stage that writes it (`dvc repro`) or `dvc pull`")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises several types for a truncated or foreign file
+        raise FileNotFoundError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); rerun its stage") from exc
+    if kind is not None and ckpt.get("kind") != kind:
+        raise FileNotFoundError(f"{path}: holds a {ckpt.get('kind')!r} model, expected {kind!r}")
+    return ckpt
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(params: dict, inputs: list[Path | str]) -> str:
+    """Hash of the stage's params and the content of its input files (folders: every file)."""
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode())
+    for item in inputs:
+        item = Path(item)
+        files = sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item]
+        for f in files:
+            h.update(str(f.name).encode())
+            h.update(_file_digest(f).encode())
+    return h.hexdigest()[:16]
+
+
+def resume_path(stage: str, scratch: Path | str = SCRATCH) -> Path:
+    return Path(scratch) / stage / "resume.pt"

@@ -1,0 +1,207 @@
+"""The training loop every training stage shares (SPEC §6, §14).
+
+A stage describes its work as a `Task` (model, batches, loss, validation); `fit` does the rest:
+seeding and CPU determinism, AdamW with warm-up and cosine decay, gradient clipping, EMA weights,
+bf16 autocast and optional `torch.compile` on GPU, model selection and early stopping on the
+validation metric (never the training loss), a progress bar, per-epoch plots, resume state in
+`scratch/` after every epoch and on SIGTERM/SIGINT, and a guard that stops on a non-finite loss.
+
+Batches are a pure function of (seed, epoch) and per-batch randomness of (seed, epoch, batch), so a
+run resumed at any batch ends with the same weights as an uninterrupted run (CPU).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ups.config import RuntimeConfig, StageTraining, WandbConfig
+from ups.errors import StageError
+from ups.training import checkpoint as ckpt
+from ups.training.optim import EMA, build_optimizer, warmup_cosine
+from ups.training.tracking import EpochLog
+
+
+class Interrupted(StageError):
+    """Training was stopped by a signal; its resume state is saved."""
+
+
+@dataclass
+class Task:
+    stage: str
+    model: nn.Module
+    training: StageTraining
+    steps_per_epoch: int
+    batches: Callable[[int, torch.Generator], Iterable[Any]]  # (epoch, generator) → batches
+    loss: Callable[[nn.Module, Any, torch.Generator], torch.Tensor]  # (model, batch, generator) → loss
+    validate: Callable[[nn.Module], dict[str, float]]  # EMA model → metrics; "selection" is minimised
+    checkpoint_path: Path
+    checkpoint_payload: Callable[[], dict]  # kind, sizes, normalisation … saved beside the weights
+    plots_path: Path
+    fingerprint: str
+    scratch: Path = ckpt.SCRATCH
+    log_config: dict = field(default_factory=dict)
+
+
+def pick_device(runtime: RuntimeConfig) -> torch.device:
+    if runtime.device == "cuda" and not torch.cuda.is_available():
+        raise StageError("runtime.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    if runtime.device in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, device: torch.device) -> None:
+    torch.manual_seed(seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+
+
+def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + batch) % (2**63))
+
+
+class _StopOnSignal:
+    """Turns SIGTERM/SIGINT into a request to stop after the current batch."""
+
+    def __init__(self):
+        self.signal: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
+    """Train, select on validation, save the best EMA weights to `task.checkpoint_path`."""
+    t = task.training
+    device = pick_device(runtime)
+    if runtime.threads:
+        torch.set_num_threads(runtime.threads)
+    seed_everything(t.seed, device)
+    model = task.model.to(device)
+    ema = EMA(model, t.ema)
+    optimizer = build_optimizer(model, t)
+    total_steps = t.epochs * task.steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, t.warmup))
+    step_model = torch.compile(model) if runtime.compile else model
+    autocast = device.type == "cuda" and runtime.bf16
+
+    state = {"epoch": 0, "batch": 0, "best": float("inf"), "best_epoch": -1, "best_state": None, "bad_epochs": 0, "rows": [], "running": [0.0, 0], "seconds": 0.0}
+    resume_file = ckpt.resume_path(task.stage, task.scratch)
+    if resume_file.exists():
+        saved = torch.load(resume_file, map_location="cpu", weights_only=False)
+        if saved.get("fingerprint") == task.fingerprint:
+            model.load_state_dict(saved["model"])
+            ema.load_state_dict(saved["ema"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            state = saved["state"]
+            print(f"{task.stage}: resuming from epoch {state['epoch'] + 1}, batch {state['batch'] + 1} ({resume_file})", flush=True)
+        else:
+            print(f"{task.stage}: ignoring resume state from other params or inputs ({resume_file})", flush=True)
+
+    log = EpochLog(task.stage, task.plots_path, wandb_cfg, task.log_config, rows=state["rows"])
+
+    def save_resume() -> None:
+        state["rows"] = log.rows
+        ckpt.save_atomic(
+            {"fingerprint": task.fingerprint, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state},
+            resume_file,
+        )
+
+    started = time.perf_counter() - state["seconds"]
+    with _StopOnSignal() as stop:
+        for epoch in range(state["epoch"], t.epochs):
+            model.train()
+            batches = list(task.batches(epoch, torch.Generator().manual_seed(t.seed * 7919 + epoch)))
+            bar = tqdm(total=len(batches), initial=state["batch"], desc=f"{task.stage} {epoch + 1}/{t.epochs}", unit="batch", dynamic_ncols=True, leave=False, mininterval=1.0)
+            for b in range(state["batch"], len(batches)):
+                gen = batch_generator(t.seed, epoch, b)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = task.loss(step_model, batches[b], gen)
+                if not torch.isfinite(loss):
+                    raise StageError(
+                        f"{task.stage}: loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}; stopped before the "
+                        f"update. The last good resume state is {resume_file if resume_file.exists() else 'not written yet (no epoch finished)'}. "
+                        f"Lower train.*.lr or check the data (`dvc repro validate`)."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if t.grad_clip > 0:
+                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                    if not torch.isfinite(norm):
+                        raise StageError(f"{task.stage}: gradient norm is {norm.item()} at epoch {epoch + 1}, batch {b + 1}; lower train.*.lr")
+                optimizer.step()
+                scheduler.step()
+                ema.update(model)
+                state["running"][0] += loss.item()
+                state["running"][1] += 1
+                state["batch"] = b + 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3e}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                if stop.signal is not None:
+                    state["seconds"] = time.perf_counter() - started
+                    save_resume()
+                    bar.close()
+                    name = signal.Signals(stop.signal).name
+                    raise Interrupted(f"{task.stage}: stopped by {name} at epoch {epoch + 1}, batch {b + 1}; resume state saved to {resume_file}. Rerun the stage to resume.")
+            bar.close()
+            metrics = task.validate(ema.model)
+            train_loss = state["running"][0] / max(1, state["running"][1])
+            state["seconds"] = time.perf_counter() - started
+            row = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": round(state["seconds"], 2)}
+            log.log(row)
+            improved = metrics["selection"] < state["best"]
+            if improved:
+                state.update(best=metrics["selection"], best_epoch=epoch + 1, best_state={k: v.detach().cpu().clone() for k, v in ema.model.state_dict().items()}, bad_epochs=0)
+            else:
+                state["bad_epochs"] += 1
+            shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "selection")
+            print(f"{task.stage} epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.4g}  {shown}{'  *' if improved else ''}", flush=True)
+            state.update(epoch=epoch + 1, batch=0, running=[0.0, 0])
+            stopping = state["bad_epochs"] >= t.patience
+            save_resume()
+            if stopping:
+                print(f"{task.stage}: early stop, no validation improvement for {t.patience} epochs", flush=True)
+                break
+
+    if state["best_state"] is None:
+        raise StageError(f"{task.stage}: no epoch finished; nothing to save")
+    payload = task.checkpoint_payload()
+    payload.update(state_dict=state["best_state"], best_epoch=state["best_epoch"], selection=state["best"])
+    ckpt.save_atomic(payload, task.checkpoint_path)
+    summary = {
+        "best_epoch": state["best_epoch"],
+        "epochs_run": state["epoch"],
+        "train_seconds": round(state["seconds"], 1),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "device": device.type,
+        **{f"best_{k}": v for k, v in log.rows[state["best_epoch"] - 1].items() if k not in ("epoch", "lr", "seconds")},
+    }
+    log.finish(summary)
+    resume_file.unlink(missing_ok=True)
+    # The model object holds the best weights from here on, for whatever the stage does next.
+    model.load_state_dict(state["best_state"])
+    return summary
