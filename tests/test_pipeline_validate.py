@@ -23,7 +23,7 @@ def test_repro_validate_then_nothing_to_do(pipeline_repo):
     second = run(["dvc", "repro", "validate"], pipeline_repo)
     assert "Running stage" not in second.stdout
     assert "didn't change" in second.stdout or "up to date" in second.stdout.lower()
-    assert "Data and pipelines are up to date" in run(["dvc", "status"], pipeline_repo).stdout
+    assert "Data and pipelines are up to date" in run(["dvc", "status", "validate"], pipeline_repo).stdout
 
 
 def _edit_params(repo, edit):

@@ -160,7 +160,7 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
                 state["running"][1] += 1
                 state["batch"] = b + 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3e}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+                bar.set_postfix(loss=f"{loss.item():.3e}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
                 if stop.signal is not None:
                     state["seconds"] = time.perf_counter() - started
                     save_resume()

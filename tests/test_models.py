@@ -1,0 +1,61 @@
+"""Model shapes, derived sizes, any-point decoding, and the operator's identity start."""
+
+import torch
+
+from ups.config import load_config
+from ups.inference.loading import autoencoder_spec, build_autoencoder, build_operator, operator_spec
+from conftest import ROOT
+
+
+def _grid(cfg):
+    return (torch.arange(cfg.data.grid) + 0.5) * cfg.data.length / cfg.data.grid
+
+
+def test_latent_dim_alone_gives_consistent_models(smoke_overrides):
+    for dim in (8, 24):
+        cfg = load_config(ROOT / "params.yaml", {**smoke_overrides, "latent.dim": dim})
+        ae = build_autoencoder(autoencoder_spec(cfg, 0.0, 1.0))
+        op = build_operator(operator_spec(cfg))
+        u = torch.randn(3, cfg.data.grid)
+        z = ae.encoder(u, _grid(cfg))
+        assert z.shape == (3, cfg.latent.tokens, dim)
+        nxt = op(z[:, None], torch.full((3,), cfg.data.dt), torch.full((3,), 0.01))
+        assert nxt.shape == z.shape
+        assert ae.decoder(nxt, _grid(cfg)).shape == (3, cfg.data.grid)
+
+
+def test_decoder_answers_any_points_and_encoder_takes_any_points(smoke_cfg):
+    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.3, 2.0))
+    z = ae.encoder(torch.randn(2, smoke_cfg.data.grid), _grid(smoke_cfg))
+    query = torch.rand(37) * smoke_cfg.data.length
+    assert ae.decoder(z, query).shape == (2, 37)
+    scattered = torch.sort(torch.rand(200))[0]
+    assert ae.encoder(torch.randn(2, 200), scattered).shape == z.shape
+    # and it says which token spans hold no point
+    try:
+        ae.encoder(torch.randn(2, 3), torch.tensor([0.01, 0.02, 0.03]))
+    except ValueError as exc:
+        assert "every token span needs at least one point" in str(exc)
+    else:
+        raise AssertionError("an encoder with empty tokens must refuse")
+
+
+def test_operator_starts_as_identity_and_depends_on_dt_and_nu(smoke_cfg):
+    op = build_operator(operator_spec(smoke_cfg))
+    z = torch.randn(4, 1, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
+    dt, nu = torch.full((4,), smoke_cfg.data.dt), torch.full((4,), 0.01)
+    torch.testing.assert_close(op(z, dt, nu), z[:, 0])  # adaLN-Zero: a residual update of zero
+    for p in op.parameters():  # perturb: the conditioning must now matter
+        p.data.add_(0.05 * torch.randn_like(p))
+    assert not torch.allclose(op(z, dt, nu), op(z, 2 * dt, nu))
+    assert not torch.allclose(op(z, dt, nu), op(z, dt, 10 * nu))
+
+
+def test_operator_is_equivariant_to_token_shifts(smoke_cfg):
+    op = build_operator(operator_spec(smoke_cfg))
+    for p in op.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    z = torch.randn(2, 1, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
+    dt, nu = torch.full((2,), smoke_cfg.data.dt), torch.full((2,), 0.01)
+    shift = 2 ** (smoke_cfg.operator.levels - 1)  # a shift the token merging respects
+    torch.testing.assert_close(op(z.roll(shift, dims=2), dt, nu), op(z, dt, nu).roll(shift, dims=1), atol=1e-5, rtol=1e-5)

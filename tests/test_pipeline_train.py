@@ -1,0 +1,61 @@
+"""The training stages through real DVC: caching by params, plots, experiments (smoke sizes)."""
+
+import json
+
+import pytest
+import yaml
+
+from conftest import run
+
+pytestmark = pytest.mark.slow
+
+
+def _set(repo, key, value):
+    path = repo / "params.yaml"
+    raw = yaml.safe_load(path.read_text())
+    node = raw
+    *parents, leaf = key.split(".")
+    for p in parents:
+        node = node[p]
+    node[leaf] = value
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def test_eval_and_diffusion_params_retrain_nothing(pipeline_repo):
+    run(["dvc", "repro", "train_operator"], pipeline_repo)
+    summary = json.loads((pipeline_repo / "metrics" / "train_operator" / "summary.json").read_text())
+    assert summary["val_rollout_nrmse"] > 0 and summary["val_persistence_nrmse"] > 0
+    _set(pipeline_repo, "eval.batch_size", 4)
+    _set(pipeline_repo, "diffusion.steps", 3)
+    status = run(["dvc", "status", "--json"], pipeline_repo).stdout
+    changed = set(json.loads(status))
+    assert changed == {"validate"}, changed  # validate checks every param; training is untouched
+    rerun = run(["dvc", "repro", "train_operator"], pipeline_repo)
+    assert "Running stage 'validate'" in rerun.stdout
+    for stage in ("generate", "train_autoencoder", "encode_latents", "train_operator"):
+        assert f"Running stage '{stage}'" not in rerun.stdout, stage
+
+
+def test_latent_dim_retrains_autoencoder_and_operator(pipeline_repo):
+    run(["dvc", "repro", "train_operator"], pipeline_repo)
+    _set(pipeline_repo, "latent.dim", 12)
+    changed = set(json.loads(run(["dvc", "status", "--json"], pipeline_repo).stdout))
+    assert {"train_autoencoder", "train_operator", "validate"} <= changed and "generate" not in changed
+
+
+def test_dvc_exp_run_with_latent_dim_override(pipeline_repo):
+    proc = run(["dvc", "exp", "run", "-n", "dim12", "-S", "latent.dim=12"], pipeline_repo)
+    assert "Ran experiment" in proc.stdout + proc.stderr
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], pipeline_repo).stdout)
+    names = [e.get("name") for commit in shown for e in (commit.get("experiments") or []) for e in (e.get("revs") or [])]
+    assert "dim12" in names
+
+
+def test_plots_render_training_curves(pipeline_repo, tmp_path):
+    run(["dvc", "repro", "train_operator"], pipeline_repo)
+    out = run(["dvc", "plots", "show", "--json"], pipeline_repo).stdout
+    plots = json.loads(out)
+    titles = " ".join(plots["data"])
+    assert "training curves (autoencoder)" in titles and "training curves (operator)" in titles
+    html = run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], pipeline_repo)
+    assert (tmp_path / "plots" / "index.html").exists(), html.stdout
