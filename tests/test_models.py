@@ -59,3 +59,19 @@ def test_operator_is_equivariant_to_token_shifts(smoke_cfg):
     dt, nu = torch.full((2,), smoke_cfg.data.dt), torch.full((2,), 0.01)
     shift = 2 ** (smoke_cfg.operator.levels - 1)  # a shift the token merging respects
     torch.testing.assert_close(op(z.roll(shift, dims=2), dt, nu), op(z, dt, nu).roll(shift, dims=1), atol=1e-5, rtol=1e-5)
+
+
+def test_operator_physical_loss_adds_the_decoded_error(smoke_cfg):
+    from ups.training.operator import rollout_loss
+
+    torch.manual_seed(0)
+    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0))
+    op = build_operator(operator_spec(smoke_cfg))
+    zn = torch.randn(4, 3, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
+    nu, x = torch.full((4,), 0.01), _grid(smoke_cfg)
+    u = torch.randn(4, 3, smoke_cfg.data.grid)
+    latent_only = rollout_loss(op, zn, nu, smoke_cfg.data.dt, 1)
+    with_physical = rollout_loss(op, zn, nu, smoke_cfg.data.dt, 1, (ae.decoder, x, u, 1.0, 0.5))
+    assert with_physical > latent_only
+    with_physical.backward()
+    assert all(p.grad is not None for p in op.out.parameters())

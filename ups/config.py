@@ -181,6 +181,7 @@ class StageTraining:
 @dataclass(frozen=True)
 class OperatorTraining(StageTraining):
     rollout: int = param("unrolled steps in the training loss (1 = one-step)", ge=1)
+    physical_weight: float = param("weight of the decoded (physical-space) error in the loss, next to the latent error", ge=0.0)
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,22 @@ def windows(n_traj: int, frames: int, length: int, stride: int, gen: torch.Gener
     return pairs[torch.randperm(len(pairs), generator=gen)]
 
 
-def rollout_loss(model, zn: torch.Tensor, nu: torch.Tensor, dt: float, history: int) -> torch.Tensor:
-    """Mean latent MSE over the unrolled steps; zn (B, H + R, T, D) normalised."""
+def rollout_loss(model, zn: torch.Tensor, nu: torch.Tensor, dt: float, history: int, physical=None) -> torch.Tensor:
+    """Mean error over the unrolled steps; zn (B, H + R, T, D) normalised.
+
+    `physical` = (decoder, x, u (B, H + R, X), inv_var, weight) adds the decoded error in normalised
+    physical units, the quantity evaluation measures.
+    """
     window = zn[:, :history]
     dts = torch.full((zn.shape[0],), dt, dtype=zn.dtype)
     losses = []
     for r in range(zn.shape[1] - history):
         pred = model.step(window, dts, nu)
-        losses.append(((pred - zn[:, history + r]) ** 2).mean())
+        step_loss = ((pred - zn[:, history + r]) ** 2).mean()
+        if physical is not None:
+            decoder, x, u, inv_var, weight = physical
+            step_loss = step_loss + weight * ((decoder(model.denormalize(pred), x) - u[:, history + r]) ** 2).mean() * inv_var
+        losses.append(step_loss)
         window = torch.cat([window[:, 1:], pred[:, None]], dim=1)
     return torch.stack(losses).mean()
 
@@ -67,6 +75,12 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
     u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
     if abs(train["dt"] - cfg.data.dt) > 1e-6:
         raise FileNotFoundError(f"{latents_path(latents_dir, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`")
+
+    u_train = torch.from_numpy(load_trajectories(split_path(data_dir, "train"), allow_legacy_domain=cfg.data.pdebench.allow_legacy_domain).u)
+    decoder = ae.decoder
+    for p in decoder.parameters():
+        p.requires_grad_(False)
+    inv_var = float(1.0 / decoder.std**2)
 
     torch.manual_seed(cfg.train.operator.seed)
     spec = operator_spec(cfg)
@@ -87,7 +101,8 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
     def loss(m, pairs, gen):
         idx = pairs[:, :1] + torch.zeros_like(pairs[:, :1])
         frames = pairs[:, 1:2] + torch.arange(length)[None, :]
-        return rollout_loss(m, zn_train[idx, frames], nu_train[pairs[:, 0]], cfg.data.dt, h)
+        physical = (decoder, x, u_train[idx, frames], inv_var, t.physical_weight) if t.physical_weight > 0 else None
+        return rollout_loss(m, zn_train[idx, frames], nu_train[pairs[:, 0]], cfg.data.dt, h, physical)
 
     def validate(m):
         e = val_rollout_nrmse(Simulator(ae, m, cfg.data.dt), val["z"], val["nu"], u_val, x)
