@@ -12,7 +12,7 @@ import time
 import torch
 
 from ups.config import Config
-from ups.training import autoencoder, operator  # noqa: F401  (each registers its probe)
+from ups.training import autoencoder, consistency, diff_residual, operator, steady_prior  # noqa: F401  (each registers its probe)
 from ups.training.registry import PROBES
 
 TIMED_STEPS = 3

@@ -125,7 +125,10 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
     )
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
     model.eval()
-    summary["val_rollout_nrmse"] = val_rollout_nrmse(Simulator(ae, model, cfg.data.dt), val["z"], val["nu"], u_val, x)
+    sim = Simulator(ae, model, cfg.data.dt)
+    summary["val_rollout_nrmse"] = val_rollout_nrmse(sim, val["z"], val["nu"], u_val, x)
+    final = sim.decode(sim.rollout_latent(val["z"][:, :h], val["nu"], u_val.shape[1] - h)[:, -1:], x)[:, 0]
+    summary["val_terminal_nrmse"] = float(nrmse_per_frame(final, u_val[:, -1]).mean())
     persistence = u_val[:, h - 1 : h].expand(-1, u_val.shape[1] - h, -1)
     summary["val_persistence_nrmse"] = float(nrmse_per_frame(persistence, u_val[:, h:]).mean())
     summary["val_ratio_to_persistence"] = summary["val_rollout_nrmse"] / summary["val_persistence_nrmse"]

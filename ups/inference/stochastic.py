@@ -1,0 +1,130 @@
+"""Rollouts with the stochastic corrector, and test-time compute (SPEC §4).
+
+A corrector (the diffusion residual or its consistency student) samples the normalised residual
+r = (z_true − z_op)/r_std given the operator's prediction; each step is z = z_op + r_std · r.
+
+Test-time compute (`ttc_rollout`): at each step every kept state draws `candidates` corrected next
+states; each candidate is rolled `horizon − 1` steps further with one corrected sample, decoded, and
+scored by a reward computed for each trajectory separately; per trajectory the best `beam` states are
+kept, and the best one gives the prediction. The reward is a function of decoded fields only:
+`physics_reward` (discrete Burgers residual between consecutive frames, drift of ∫u, energy gain),
+or in tests an oracle.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Protocol
+
+import torch
+
+from ups.config import RewardWeights
+from ups.data.solver import epsilon
+from ups.inference.rollout import Simulator
+
+
+class Corrector(Protocol):
+    r_std: torch.Tensor
+    nfe: int
+
+    def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor: ...
+
+
+# (u_prev (N, X), u_next (N, X), step index, trajectory index of each row (N,)) → reward (N,), higher is better
+Reward = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def corrected_step(sim: Simulator, corrector: Corrector | None, window: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    dt = torch.full((window.shape[0],), sim.dt, dtype=window.dtype)
+    z_op = sim.operator(window, dt, nu)
+    if corrector is None:
+        return z_op
+    return z_op + corrector.r_std * corrector.sample(sim.operator.normalize(z_op), dt, nu, gen)
+
+
+@torch.no_grad()
+def corrected_rollout(sim: Simulator, corrector: Corrector | None, z_history: torch.Tensor, nu: torch.Tensor, steps: int, gen: torch.Generator | None = None) -> torch.Tensor:
+    """(B, ≥H, T, D) → (B, steps, T, D): one sample path of operator + corrector."""
+    window = z_history[:, -sim.history :]
+    out = []
+    for _ in range(steps):
+        nxt = corrected_step(sim, corrector, window, nu, gen)
+        out.append(nxt)
+        window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+    return torch.stack(out, dim=1)
+
+
+def physics_reward(weights: RewardWeights, dt: float, length: float, nu: torch.Tensor) -> Reward:
+    """−(w_r·residual + w_c·|Δ∫u| + w_e·max(0, Δ∫u²)) for each row, on a periodic uniform grid.
+
+    The residual is the Crank–Nicolson-centred discrete Burgers equation between two frames:
+    (u⁺ − u)/Δt + ∂x(ū²/2) − ε ∂xx ū with ū = (u + u⁺)/2, central differences, ε = ν/π.
+    """
+
+    def reward(u_prev: torch.Tensor, u_next: torch.Tensor, step: int, rows: torch.Tensor) -> torch.Tensor:
+        dx = length / u_prev.shape[-1]
+        eps = epsilon(1.0) * nu[rows][:, None]
+        mid = 0.5 * (u_prev + u_next)
+        flux = 0.5 * mid**2
+        dflux = (flux.roll(-1, -1) - flux.roll(1, -1)) / (2 * dx)
+        lap = (mid.roll(-1, -1) - 2 * mid + mid.roll(1, -1)) / dx**2
+        residual = ((u_next - u_prev) / dt + dflux - eps * lap).pow(2).mean(-1)
+        conservation = (u_next.mean(-1) - u_prev.mean(-1)).abs()
+        energy_gain = torch.relu(u_next.pow(2).mean(-1) - u_prev.pow(2).mean(-1))
+        return -(weights.residual * residual + weights.conservation * conservation + weights.energy * energy_gain)
+
+    return reward
+
+
+@torch.no_grad()
+def ttc_rollout(
+    sim: Simulator,
+    corrector: Corrector,
+    u_history: torch.Tensor,
+    x: torch.Tensor,
+    nu: torch.Tensor,
+    steps: int,
+    reward: Reward,
+    candidates: int,
+    beam: int = 1,
+    horizon: int = 1,
+    gen: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict]:
+    """Physical input frames (B, ≥H, X) → predictions (B, steps, X) chosen by `reward`, and costs."""
+    started = time.perf_counter()
+    b = u_history.shape[0]
+    z_hist = sim.encode(u_history[:, -sim.history :], x)  # (B, H, T, D)
+    windows = z_hist[:, None].expand(b, beam, *z_hist.shape[1:]).clone()  # (B, K, H, T, D); K kept states
+    u_last = u_history[:, -1][:, None].expand(b, beam, -1).clone()  # (B, K, X)
+    paths = u_history.new_zeros(b, beam, 0, u_history.shape[-1])
+    kept = 1  # at the start all beam slots hold the same state: expand only one
+    nfe = 0
+    for step in range(steps):
+        n = b * kept * candidates
+        rows = torch.arange(b).repeat_interleave(kept * candidates)
+        w = windows[:, :kept].repeat_interleave(candidates, dim=1).reshape(n, *windows.shape[2:])
+        first = corrected_step(sim, corrector, w, nu[rows], gen)
+        nfe += n * (1 + corrector.nfe)  # the operator and the corrector, for every candidate
+        u_first = sim.decode(first[:, None], x)[:, 0]
+        prev = u_last[:, :kept].repeat_interleave(candidates, dim=1).reshape(n, -1)
+        score = reward(prev, u_first, step, rows)
+        look_window = torch.cat([w[:, 1:], first[:, None]], dim=1)
+        look_prev = u_first
+        for ahead in range(1, min(horizon, steps - step)):
+            nxt = corrected_step(sim, corrector, look_window, nu[rows], gen)
+            nfe += n * (1 + corrector.nfe)
+            u_nxt = sim.decode(nxt[:, None], x)[:, 0]
+            score = score + reward(look_prev, u_nxt, step + ahead, rows)
+            look_window, look_prev = torch.cat([look_window[:, 1:], nxt[:, None]], dim=1), u_nxt
+        new_kept = min(beam, kept * candidates)
+        best = score.reshape(b, kept * candidates).topk(new_kept, dim=1).indices  # per trajectory
+        flat = best + (torch.arange(b) * kept * candidates)[:, None]
+        parents = best // candidates
+        new_windows = torch.cat([w[:, 1:], first[:, None]], dim=1)[flat.flatten()].reshape(b, new_kept, *windows.shape[2:])
+        new_paths = torch.cat([paths[:, :kept].gather(1, parents[:, :, None, None].expand(-1, -1, *paths.shape[2:])), u_first[flat.flatten()].reshape(b, new_kept, 1, -1)], dim=2)
+        windows = torch.cat([new_windows, windows[:, new_kept:]], dim=1) if new_kept < beam else new_windows
+        paths = new_paths
+        u_last = u_first[flat.flatten()].reshape(b, new_kept, -1)
+        kept = new_kept
+    return paths[:, 0], {"nfe_per_step": nfe / (b * steps), "seconds": time.perf_counter() - started}

@@ -1,0 +1,145 @@
+"""The stochastic corrector: a conditional diffusion model of the operator's residual, and its
+consistency-distilled student (SPEC §4; PDE-Refiner is the reference design).
+
+Everything works on the residual r = z_true(t+Δt) − z_op(t+Δt) in latent space, normalised per
+channel by its train-split std, so r has roughly unit scale. Noise is variance-exploding,
+x_σ = r + σ ε, over K levels from σ_max = 1 down to `diffusion.min_noise`. The denoiser uses EDM's
+preconditioning (Karras et al. 2022, σ_data = 1):
+
+    D(x; σ) = c_skip(σ) x + c_out(σ) F(c_in(σ) x, log σ, z_op, Δt, ν)
+
+trained with the σ-weighted denoising loss λ(σ) ‖D(x_σ; σ) − r‖². The stochastic sampler re-noises
+each estimate to the next level with fresh noise (as PDE-Refiner's refinement steps do), so repeated
+sampling gives an ensemble; the deterministic (DDIM-like) sampler is the teacher of the student.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ups.config import ConsistencyConfig, DiffusionConfig, LatentConfig
+from ups.models.layers import AdaLNBlock, TimestepEmbedding
+
+SIGMA_MAX = 1.0
+
+
+def noise_levels(steps: int, min_noise: float, schedule: str) -> torch.Tensor:
+    """σ_K … σ_1, decreasing from SIGMA_MAX to min_noise (K values)."""
+    if steps == 1:
+        return torch.tensor([SIGMA_MAX])
+    s = torch.linspace(0.0, 1.0, steps)
+    if schedule == "cosine":  # spends more levels near both ends
+        s = 0.5 * (1 - torch.cos(math.pi * s))
+    elif schedule != "linear":
+        raise ValueError(f"unknown schedule {schedule!r}")
+    return torch.exp(math.log(SIGMA_MAX) + s * (math.log(min_noise) - math.log(SIGMA_MAX)))
+
+
+class ResidualDenoiser(nn.Module):
+    """F: (noisy residual, σ, operator prediction, Δt, ν) → residual estimate, as adaLN blocks over tokens."""
+
+    def __init__(self, latent: LatentConfig, width: int, depth: int, heads: int = 4):
+        super().__init__()
+        heads = heads if width % heads == 0 else 1
+        self.inp = nn.Linear(2 * latent.dim, width)
+        self.sigma_embed = TimestepEmbedding(width)
+        self.dt_embed = TimestepEmbedding(width)
+        self.nu_embed = TimestepEmbedding(width)
+        self.blocks = nn.ModuleList(AdaLNBlock(width, heads, latent.tokens, 2.0, width) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, latent.dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+        cond = self.sigma_embed(torch.log(sigma)) + self.dt_embed(torch.log(dt)) + self.nu_embed(torch.log(nu))
+        h = self.inp(torch.cat([x, z_op], dim=-1))
+        for block in self.blocks:
+            h = block(h, cond)
+        return self.out(self.norm(h))
+
+
+def _precondition(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    s = sigma[:, None, None]
+    return 1.0 / (s**2 + 1.0), s / torch.sqrt(s**2 + 1.0), 1.0 / torch.sqrt(s**2 + 1.0)
+
+
+class DiffusionResidual(nn.Module):
+    def __init__(self, latent: LatentConfig, cfg: DiffusionConfig):
+        super().__init__()
+        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth)
+        self.register_buffer("levels", noise_levels(cfg.steps, cfg.min_noise, cfg.schedule))
+        self.register_buffer("r_std", torch.ones(latent.dim))
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+        c_skip, c_out, c_in = _precondition(sigma)
+        return c_skip * x + c_out * self.net(c_in * x, sigma, z_op, dt, nu)
+
+    def loss(self, r: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """EDM denoising loss at noise levels drawn from the sampler's K levels."""
+        k = torch.randint(0, len(self.levels), (r.shape[0],), generator=gen)
+        sigma = self.levels[k]
+        noise = torch.randn(r.shape, generator=gen).to(r)
+        weight = (sigma**2 + 1.0) / sigma**2
+        err = (self.denoise(r + sigma[:, None, None] * noise, sigma, z_op, dt, nu) - r) ** 2
+        return (weight[:, None, None] * err).mean()
+
+    @torch.no_grad()
+    def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None, deterministic: bool = False, start: torch.Tensor | None = None) -> torch.Tensor:
+        """A residual sample (normalised units) in K network evaluations.
+
+        Stochastic: each estimate is re-noised to the next level with fresh noise. Deterministic: the
+        DDIM-like update x ← x̂ + σ_next (x − x̂)/σ, a function of the starting noise `start` alone.
+        """
+        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen).to(z_op)
+        for i, sigma in enumerate(self.levels):
+            s = sigma.expand(z_op.shape[0])
+            estimate = self.denoise(x, s, z_op, dt, nu)
+            if i == len(self.levels) - 1:
+                return estimate
+            nxt = self.levels[i + 1]
+            if deterministic:
+                x = estimate + nxt * (x - estimate) / sigma
+            else:
+                x = estimate + nxt * torch.randn(z_op.shape, generator=gen).to(z_op)
+        return x
+
+    @torch.no_grad()
+    def teacher_trajectory(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, start: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The deterministic sampler's states x at each level, and its final output."""
+        x, states = start, []
+        for i, sigma in enumerate(self.levels):
+            states.append(x)
+            estimate = self.denoise(x, sigma.expand(z_op.shape[0]), z_op, dt, nu)
+            if i == len(self.levels) - 1:
+                return states, estimate
+            x = estimate + self.levels[i + 1] * (x - estimate) / sigma
+        raise AssertionError("unreachable")
+
+
+class ConsistencyStudent(nn.Module):
+    """f(x_σ, σ) → the teacher's final sample, in 1 or 2 evaluations (`consistency.nfe`)."""
+
+    def __init__(self, latent: LatentConfig, cfg: ConsistencyConfig, levels: torch.Tensor):
+        super().__init__()
+        self.nfe = cfg.nfe
+        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth)
+        self.register_buffer("levels", levels.clone())
+        self.register_buffer("r_std", torch.ones(latent.dim))
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+        c_skip, c_out, c_in = _precondition(sigma)
+        return c_skip * x + c_out * self.net(c_in * x, sigma, z_op, dt, nu)
+
+    @torch.no_grad()
+    def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
+        b = z_op.shape[0]
+        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen).to(z_op)
+        out = self(x, self.levels[0].expand(b), z_op, dt, nu)
+        if self.nfe == 2:  # multistep consistency sampling: re-noise to the middle level, map again
+            mid = self.levels[len(self.levels) // 2]
+            out = self(out + mid * torch.randn(z_op.shape, generator=gen).to(z_op), mid.expand(b), z_op, dt, nu)
+        return out

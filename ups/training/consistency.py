@@ -1,0 +1,127 @@
+"""Stage train_consistency_distill: a student that reproduces the diffusion sampler in 1–2 evaluations.
+
+Teacher matching along the teacher's own deterministic sampling path: for a starting noise ε the
+teacher's DDIM-like sampler visits states x_k at its K levels and ends at a sample r̂(ε). The student
+f(x_k, σ_k) is trained to map every state of the path to r̂(ε) (a consistency function of the path).
+A student that outputs zero scores E‖r̂‖², far above a trained one: the objective cannot be met by
+switching the corrector off (the old system distilled its corrector to zero).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ups.config import Config, ConsistencyConfig, LatentConfig
+from ups.data.dataset import load_trajectories, split_path
+from ups.eval.metrics import nrmse
+from ups.inference.loading import load_autoencoder, load_operator
+from ups.inference.rollout import Simulator
+from ups.inference.stochastic import corrected_rollout
+from ups.io import write_json_atomic
+from ups.models.diffusion import SIGMA_MAX, ConsistencyStudent
+from ups.training import checkpoint as ckpt
+from ups.training import diff_residual
+from ups.training.latents import latents_path, load_latents
+from ups.training.loop import Task, fit
+from ups.training.registry import Probe, register
+
+STAGE = "train_consistency_distill"
+
+
+def spec(cfg: Config) -> dict:
+    return {"kind": "consistency", "latent": asdict(cfg.latent), "consistency": asdict(cfg.consistency), "diffusion": asdict(cfg.diffusion)}
+
+
+def build(spec: dict) -> ConsistencyStudent:
+    from ups.config import DiffusionConfig
+    from ups.models.diffusion import noise_levels
+
+    d = DiffusionConfig(**spec["diffusion"])
+    return ConsistencyStudent(LatentConfig(**spec["latent"]), ConsistencyConfig(**spec["consistency"]), noise_levels(d.steps, d.min_noise, d.schedule))
+
+
+def load(path: Path | str) -> ConsistencyStudent:
+    c = ckpt.load(path, "consistency")
+    model = build(c)
+    model.load_state_dict(c["state_dict"])
+    return model.eval()
+
+
+def distillation_loss(student, teacher, c: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Mean ‖f(x_k, σ_k) − r̂(ε)‖² over the teacher's path, at one random level per sample."""
+    start = SIGMA_MAX * torch.randn(c.shape, generator=gen).to(c)
+    states, target = teacher.teacher_trajectory(c, dt, nu, start)
+    k = torch.randint(0, len(states), (c.shape[0],), generator=gen)
+    x = torch.stack(states)[k, torch.arange(c.shape[0])]
+    return ((student(x, teacher.levels[k], c, dt, nu) - target) ** 2).mean()
+
+
+def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, operator: Path, teacher_path: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
+    op, _ = load_operator(operator)
+    ae = load_autoencoder(autoencoder)
+    teacher = diff_residual.load(teacher_path)
+    teacher.nfe = len(teacher.levels)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    train, val = load_latents(latents_dir, "train"), load_latents(latents_dir, "val")
+    z_op, _, nus = diff_residual.one_step_pairs(op, train["z"], train["nu"], cfg.data.dt)
+    vz_op, _, vnus = diff_residual.one_step_pairs(op, val["z"], val["nu"], cfg.data.dt)
+    c_n, vc_n = op.normalize(z_op), op.normalize(vz_op)
+    dts, vdts = torch.full((len(c_n),), cfg.data.dt), torch.full((len(vc_n),), cfg.data.dt)
+    torch.manual_seed(cfg.train.consistency.seed)
+    s = spec(cfg)
+    student = build(s)
+    student.r_std.copy_(teacher.r_std)
+    t = cfg.train.consistency
+
+    def validate(m):
+        with torch.no_grad():
+            e = float(distillation_loss(m, teacher, vc_n, vdts, vnus, torch.Generator().manual_seed(0)))
+        return {"selection": e, "val_distillation_loss": e}
+
+    task = Task(
+        stage=STAGE, model=student, training=t, steps_per_epoch=-(-len(c_n) // t.batch_size),
+        batches=lambda epoch, gen: [p for p in torch.randperm(len(c_n), generator=gen).split(t.batch_size)],
+        loss=lambda m, idx, gen: distillation_loss(m, teacher, c_n[idx], dts[idx], nus[idx], gen),
+        validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s), plots_path=Path(plots_out),
+        fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "consistency": asdict(cfg.consistency), "diffusion": asdict(cfg.diffusion), "train": asdict(t), "runtime": asdict(cfg.runtime)}, [latents_path(latents_dir, "train"), operator, teacher_path]),
+        scratch=Path(scratch), log_config={"consistency": asdict(cfg.consistency), "train": asdict(t)},
+    )
+    summary = fit(task, cfg.runtime, cfg.logging.wandb)
+    student.eval()
+    with torch.no_grad():
+        summary["val_zero_student_loss"] = float(distillation_loss(lambda x, sigma, c, dt, nu: torch.zeros_like(x), teacher, vc_n, vdts, vnus, torch.Generator().manual_seed(0)))
+    u_val = torch.from_numpy(load_trajectories(split_path(data_dir, "val")).u)
+    x = torch.from_numpy(load_trajectories(split_path(data_dir, "val"), limit=1).x)
+    sim = Simulator(ae, op, cfg.data.dt)
+    h, steps = sim.history, u_val.shape[1] - sim.history
+    truth = u_val[:, h:]
+    for name, corrector in (("teacher", teacher), ("student", student)):
+        path = corrected_rollout(sim, corrector, val["z"][:, :h], val["nu"], steps, torch.Generator().manual_seed(t.seed))
+        summary[f"{name}_rollout_nrmse"] = nrmse(sim.decode(path, x), truth)
+        summary[f"{name}_nfe_per_step"] = 1 + corrector.nfe
+    summary["student_vs_teacher"] = summary["student_rollout_nrmse"] / summary["teacher_rollout_nrmse"]
+    summary["evaluations_saved"] = len(teacher.levels) / student.nfe
+    write_json_atomic(metrics_out, summary)
+    return summary
+
+
+def _probe_models(cfg: Config) -> dict:
+    return {"consistency": build(spec(cfg)), "teacher": diff_residual.build(diff_residual.spec(cfg))}
+
+
+def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
+    b = cfg.train.consistency.batch_size
+    c = torch.randn(b, cfg.latent.tokens, cfg.latent.dim)
+    teacher = models["teacher"]
+    return distillation_loss(models["consistency"], teacher, c, torch.full((b,), cfg.data.dt), torch.full((b,), cfg.data.nu[0]), torch.Generator().manual_seed(0))
+
+
+register(Probe(
+    stage=STAGE, models=_probe_models, step=_probe_step,
+    steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * (cfg.data.frames - cfg.operator.history) // cfg.train.consistency.batch_size),
+    training=lambda cfg: cfg.train.consistency,
+))

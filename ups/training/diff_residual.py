@@ -1,0 +1,127 @@
+"""Stage train_diff_residual: the conditional diffusion model of the frozen operator's residual.
+
+Pairs are every (trajectory, frame) of the train split: the operator's one-step prediction z_op from
+the true previous frame(s), and the residual r = z_true − z_op, normalised per channel by its train
+std. Selection uses the validation denoising loss at fixed noise draws; the summary reports, on the
+validation split, the full-rollout nRMSE of the operator alone and of the ensemble mean of
+`diffusion.ensemble` operator + residual samples, with spread/skill and CRPS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from ups.config import Config
+from ups.data.dataset import load_trajectories, split_path
+from ups.eval.metrics import ensemble_scores, nrmse
+from ups.inference.loading import load_autoencoder, load_operator
+from ups.inference.rollout import Simulator
+from ups.inference.stochastic import corrected_rollout
+from ups.io import write_json_atomic
+from ups.models.diffusion import DiffusionResidual
+from ups.training import checkpoint as ckpt
+from ups.training.latents import latents_path, load_latents
+from ups.training.loop import Task, fit
+from ups.training.registry import Probe, register
+
+STAGE = "train_diff_residual"
+
+
+@torch.no_grad()
+def one_step_pairs(op, z: torch.Tensor, nu: torch.Tensor, dt: float, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalised operator predictions, true next latents (physical scale) and ν, for all frames ≥ H."""
+    h = op.history
+    windows = z.unfold(1, h, 1)[:, : z.shape[1] - h]  # (N, F−H, T, D, H)
+    windows = windows.permute(0, 1, 4, 2, 3).reshape(-1, h, *z.shape[2:])
+    target = z[:, h:].reshape(-1, *z.shape[2:])
+    nus = nu.repeat_interleave(z.shape[1] - h)
+    preds = [op(windows[i : i + batch], torch.full((len(windows[i : i + batch]),), dt), nus[i : i + batch]) for i in range(0, len(windows), batch)]
+    return torch.cat(preds), target, nus
+
+
+def spec(cfg: Config) -> dict:
+    return {"kind": "diff_residual", "latent": asdict(cfg.latent), "diffusion": asdict(cfg.diffusion)}
+
+
+def build(spec: dict) -> DiffusionResidual:
+    from ups.config import DiffusionConfig, LatentConfig
+
+    model = DiffusionResidual(LatentConfig(**spec["latent"]), DiffusionConfig(**spec["diffusion"]))
+    model.nfe = len(model.levels)
+    return model
+
+
+def load(path: Path | str) -> DiffusionResidual:
+    c = ckpt.load(path, "diff_residual")
+    model = build(c)
+    model.load_state_dict(c["state_dict"])
+    return model.eval()
+
+
+def stochastic_val_report(sim: Simulator, corrector, val: dict, u_val: torch.Tensor, x: torch.Tensor, members: int, seed: int) -> dict:
+    h = sim.history
+    steps = u_val.shape[1] - h
+    truth = u_val[:, h:]
+    gen = torch.Generator().manual_seed(seed)
+    op_only = sim.decode(sim.rollout_latent(val["z"][:, :h], val["nu"], steps), x)
+    ens = torch.stack([sim.decode(corrected_rollout(sim, corrector, val["z"][:, :h], val["nu"], steps, gen), x) for _ in range(members)])
+    return {"operator_rollout_nrmse": nrmse(op_only, truth), "single_sample_rollout_nrmse": nrmse(ens[0], truth), **ensemble_scores(ens, truth), "members": members}
+
+
+def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, operator: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
+    op, _ = load_operator(operator)
+    ae = load_autoencoder(autoencoder)
+    train, val = load_latents(latents_dir, "train"), load_latents(latents_dir, "val")
+    z_op, target, nus = one_step_pairs(op, train["z"], train["nu"], cfg.data.dt)
+    vz_op, vtarget, vnus = one_step_pairs(op, val["z"], val["nu"], cfg.data.dt)
+    residual, vresidual = target - z_op, vtarget - vz_op
+    torch.manual_seed(cfg.train.diff_residual.seed)
+    s = spec(cfg)
+    model = build(s)
+    model.r_std.copy_(residual.std(dim=(0, 1)).clamp_min(1e-8))
+    r_n, vr_n = residual / model.r_std, vresidual / model.r_std
+    c_n, vc_n = op.normalize(z_op), op.normalize(vz_op)
+    dts, vdts = torch.full((len(r_n),), cfg.data.dt), torch.full((len(vr_n),), cfg.data.dt)
+    t = cfg.train.diff_residual
+
+    def loss(m, idx, gen):
+        return m.loss(r_n[idx], c_n[idx], dts[idx], nus[idx], gen)
+
+    def validate(m):
+        with torch.no_grad():
+            e = float(m.loss(vr_n, vc_n, vdts, vnus, torch.Generator().manual_seed(0)))
+        return {"selection": e, "val_denoising_loss": e}
+
+    task = Task(
+        stage=STAGE, model=model, training=t, steps_per_epoch=-(-len(r_n) // t.batch_size),
+        batches=lambda epoch, gen: [p for p in torch.randperm(len(r_n), generator=gen).split(t.batch_size)],
+        loss=loss, validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s),
+        plots_path=Path(plots_out),
+        fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "diffusion": asdict(cfg.diffusion), "train": asdict(t), "runtime": asdict(cfg.runtime)}, [latents_path(latents_dir, "train"), latents_path(latents_dir, "val"), operator]),
+        scratch=Path(scratch), log_config={"diffusion": asdict(cfg.diffusion), "train": asdict(t)},
+    )
+    summary = fit(task, cfg.runtime, cfg.logging.wandb)
+    model.eval()
+    model.nfe = len(model.levels)
+    u_val = torch.from_numpy(load_trajectories(split_path(data_dir, "val")).u)
+    x = torch.from_numpy(load_trajectories(split_path(data_dir, "val"), limit=1).x)
+    summary.update(stochastic_val_report(Simulator(ae, op, cfg.data.dt), model, val, u_val, x, cfg.diffusion.ensemble, t.seed))
+    summary["nfe_per_step"] = 1 + len(model.levels)
+    write_json_atomic(metrics_out, summary)
+    return summary
+
+
+def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
+    b = cfg.train.diff_residual.batch_size
+    shape = (b, cfg.latent.tokens, cfg.latent.dim)
+    return models["diff_residual"].loss(torch.randn(shape), torch.randn(shape), torch.full((b,), cfg.data.dt), torch.full((b,), cfg.data.nu[0]), torch.Generator().manual_seed(0))
+
+
+register(Probe(
+    stage=STAGE, models=lambda cfg: {"diff_residual": build(spec(cfg))}, step=_probe_step,
+    steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * (cfg.data.frames - cfg.operator.history) // cfg.train.diff_residual.batch_size),
+    training=lambda cfg: cfg.train.diff_residual,
+))
