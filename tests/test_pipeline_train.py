@@ -37,11 +37,14 @@ def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
     assert "Running stage 'validate'" in rerun.stdout
     assert "Running stage 'train" not in rerun.stdout and "Running stage 'encode" not in rerun.stdout
 
-    _set(pipeline_repo, "diffusion.steps", 3)
-    assert _changed(pipeline_repo) == {"validate", "train_diff_residual", "train_consistency_distill"}
-    rerun = run(["dvc", "repro"], pipeline_repo)
+    run(["git", "add", "-A"], pipeline_repo)
+    run(["git", "commit", "-qm", "baseline"], pipeline_repo)  # dvc exp run starts from a commit
+    rerun = run(["dvc", "exp", "run", "-n", "fewer-steps", "-S", "diffusion.steps=3"], pipeline_repo)
     ran = {line.split("'")[1] for line in rerun.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"validate", "train_diff_residual", "train_consistency_distill"}, ran
+
+    report = run(["ups", "ttc-report", "--limit", "4"], pipeline_repo).stdout
+    assert "TTC (2 candidates, beam 1, horizon 1): nRMSE" in report and '"ttc_nfe_per_step": 4.0' in report
 
 
 def test_latent_dim_retrains_autoencoder_and_operator(pipeline_repo):

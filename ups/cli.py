@@ -3,6 +3,7 @@
     ups params check [--params FILE] [-S key=value ...]   validate params.yaml (+ overrides)
     ups params reference                               print the params reference (docs/PARAMS.md)
     ups data info FILE [--frames T --grid X]           describe a Burgers-S or PDEBench file
+    ups ttc-report [--split val --corrector consistency]  TTC's gain and cost against one sample
 
 The pipeline itself runs through DVC: `dvc repro`, `dvc exp run -S key=value`, `dvc exp show`.
 """
@@ -42,6 +43,23 @@ def _data_info(args: argparse.Namespace) -> None:
         print(f"  {key}: {value}")
 
 
+def _ttc_report(args: argparse.Namespace) -> None:
+    import json
+
+    from ups.config import load_config
+    from ups.eval.ttc_report import ttc_report
+
+    report = ttc_report(load_config(args.params), args.data, args.checkpoints, args.split, args.corrector, args.limit)
+    print(json.dumps(report, indent=2))
+    gain = 1 - report["ttc_nrmse"] / report["single_sample_nrmse"]
+    print(
+        f"TTC ({report['candidates']} candidates, beam {report['beam']}, horizon {report['horizon']}): nRMSE "
+        f"{report['ttc_nrmse']:.4g} vs {report['single_sample_nrmse']:.4g} for one sample ({gain:+.1%} lower), at "
+        f"{report['ttc_nfe_per_step'] / report['single_nfe_per_step']:.1f}× the network evaluations and "
+        f"{report['ttc_seconds'] / max(report['single_seconds'], 1e-9):.1f}× the seconds"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ups", description="UPS, the Universal Physics Stack: helpers around the DVC pipeline.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -60,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--grid", type=int, default=None, help="subsample to this many points")
     info.add_argument("--allow-legacy-domain", action="store_true")
     info.set_defaults(func=_data_info)
+
+    ttc = sub.add_parser("ttc-report", help="test-time compute's gain and cost against one corrected sample")
+    ttc.add_argument("--params", default="params.yaml")
+    ttc.add_argument("--data", default="data/burgers")
+    ttc.add_argument("--checkpoints", default="checkpoints")
+    ttc.add_argument("--split", default="val", choices=["val", "test"])
+    ttc.add_argument("--corrector", default="consistency", choices=["consistency", "diffusion"])
+    ttc.add_argument("--limit", type=int, default=None, help="first N trajectories only")
+    ttc.set_defaults(func=_ttc_report)
     return ap
 
 
