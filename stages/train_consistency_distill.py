@@ -15,8 +15,9 @@ def main() -> None:
     a = ap.parse_args()
     s = train_consistency(load_config(a.params), a.data, a.latents, a.autoencoder, a.operator, a.teacher, a.checkpoint, a.plots, a.metrics)
     print(
-        f"train_consistency_distill: val rollout nRMSE student {s['student_rollout_nrmse']:.4g} ({s['student_nfe_per_step']} NFE/step) "
-        f"vs teacher {s['teacher_rollout_nrmse']:.4g} ({s['teacher_nfe_per_step']} NFE/step); distillation loss "
+        f"train_consistency_distill: val rollout nRMSE (mean of sample paths) student {s['student_rollout_nrmse']:.4g} "
+        f"({s['student_nfe_per_step']} NFE/step) vs teacher {s['teacher_deterministic_rollout_nrmse']:.4g} deterministic, "
+        f"{s['teacher_rollout_nrmse']:.4g} stochastic ({s['teacher_nfe_per_step']} NFE/step); distillation loss "
         f"{s['best_val_distillation_loss']:.4g} vs {s['val_zero_student_loss']:.4g} for a zero student"
     )
 

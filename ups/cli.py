@@ -51,10 +51,10 @@ def _ttc_report(args: argparse.Namespace) -> None:
 
     report = ttc_report(load_config(args.params), args.data, args.checkpoints, args.split, args.corrector, args.limit)
     print(json.dumps(report, indent=2))
-    gain = 1 - report["ttc_nrmse"] / report["single_sample_nrmse"]
+    change = report["ttc_nrmse"] / report["single_sample_nrmse"] - 1
     print(
         f"TTC ({report['candidates']} candidates, beam {report['beam']}, horizon {report['horizon']}): nRMSE "
-        f"{report['ttc_nrmse']:.4g} vs {report['single_sample_nrmse']:.4g} for one sample ({gain:+.1%} lower), at "
+        f"{report['ttc_nrmse']:.4g} vs {report['single_sample_nrmse']:.4g} for one sample ({abs(change):.1%} {'lower' if change < 0 else 'higher'}), at "
         f"{report['ttc_nfe_per_step'] / report['single_nfe_per_step']:.1f}× the network evaluations and "
         f"{report['ttc_seconds'] / max(report['single_seconds'], 1e-9):.1f}× the seconds"
     )
