@@ -14,7 +14,7 @@ from ups.eval.metrics import nrmse_per_frame
 from ups.inference.loading import autoencoder_spec, build_autoencoder
 from ups.io import write_json_atomic
 from ups.training import checkpoint as ckpt
-from ups.training.loop import Task, fit
+from ups.training.loop import Task, fit, shuffled_batches
 from ups.training.registry import Probe, register
 
 STAGE = "train_autoencoder"
@@ -35,11 +35,6 @@ def roundtrip_nrmse(model, u: torch.Tensor, x: torch.Tensor, batch: int = 512) -
     with torch.no_grad():
         errs = [nrmse_per_frame(model(u[i : i + batch], x), u[i : i + batch]) for i in range(0, len(u), batch)]
     return float(torch.cat(errs).mean())
-
-
-def shuffled_batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
-    perm = torch.randperm(n, generator=gen)
-    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
 def train_autoencoder(cfg: Config, data_dir: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:

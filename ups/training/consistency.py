@@ -25,7 +25,7 @@ from ups.models.diffusion import SIGMA_MAX, ConsistencyStudent
 from ups.training import checkpoint as ckpt
 from ups.training import diff_residual
 from ups.training.latents import latents_path, load_latents
-from ups.training.loop import Task, fit
+from ups.training.loop import Task, fit, shuffled_batches
 from ups.training.registry import Probe, register
 
 STAGE = "train_consistency_distill"
@@ -96,7 +96,7 @@ def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencode
 
     task = Task(
         stage=STAGE, model=student, training=t, steps_per_epoch=-(-len(c_n) // t.batch_size),
-        batches=lambda epoch, gen: [p for p in torch.randperm(len(c_n), generator=gen).split(t.batch_size)],
+        batches=lambda epoch, gen: shuffled_batches(len(c_n), t.batch_size, gen),
         loss=lambda m, idx, gen: distillation_loss(m, teacher, c_n[idx], dts[idx], nus[idx], gen),
         validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s), plots_path=Path(plots_out),
         fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "consistency": asdict(cfg.consistency), "diffusion": asdict(cfg.diffusion), "train": asdict(t), "runtime": asdict(cfg.runtime)}, [latents_path(latents_dir, "train"), operator, teacher_path]),

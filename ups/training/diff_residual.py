@@ -24,7 +24,7 @@ from ups.io import write_json_atomic
 from ups.models.diffusion import DiffusionResidual
 from ups.training import checkpoint as ckpt
 from ups.training.latents import latents_path, load_latents
-from ups.training.loop import Task, fit
+from ups.training.loop import Task, fit, shuffled_batches
 from ups.training.registry import Probe, register
 
 STAGE = "train_diff_residual"
@@ -97,7 +97,7 @@ def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoenco
 
     task = Task(
         stage=STAGE, model=model, training=t, steps_per_epoch=-(-len(r_n) // t.batch_size),
-        batches=lambda epoch, gen: [p for p in torch.randperm(len(r_n), generator=gen).split(t.batch_size)],
+        batches=lambda epoch, gen: shuffled_batches(len(r_n), t.batch_size, gen),
         loss=loss, validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s),
         plots_path=Path(plots_out),
         fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "diffusion": asdict(cfg.diffusion), "train": asdict(t), "runtime": asdict(cfg.runtime)}, [latents_path(latents_dir, "train"), latents_path(latents_dir, "val"), operator]),

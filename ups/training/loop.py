@@ -64,6 +64,11 @@ def seed_everything(seed: int, device: torch.device) -> None:
         torch.use_deterministic_algorithms(True)
 
 
+def shuffled_batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """Indices 0..n−1 in a random order drawn from `gen`, in batches (the last one may be short)."""
+    return list(torch.randperm(n, generator=gen).split(batch_size))
+
+
 def batch_generator(seed: int, epoch: int, batch: int) -> torch.Generator:
     return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 1_000_003 + batch) % (2**63))
 

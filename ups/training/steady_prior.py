@@ -19,7 +19,7 @@ from ups.io import write_json_atomic
 from ups.models.steady_prior import SteadyPrior
 from ups.training import checkpoint as ckpt
 from ups.training.latents import latents_path, load_latents
-from ups.training.loop import Task, fit
+from ups.training.loop import Task, fit, shuffled_batches
 from ups.training.registry import Probe, register
 
 STAGE = "train_steady_prior"
@@ -67,7 +67,7 @@ def train_steady_prior(cfg: Config, data_dir: Path, latents_dir: Path, autoencod
 
     task = Task(
         stage=STAGE, model=model, training=t, steps_per_epoch=-(-len(z) // t.batch_size),
-        batches=lambda epoch, gen: [p for p in torch.randperm(len(z), generator=gen).split(t.batch_size)],
+        batches=lambda epoch, gen: shuffled_batches(len(z), t.batch_size, gen),
         loss=lambda m, idx, gen: ((m.step(zn0[idx], train["nu"][idx], horizon[idx]) - znT[idx]) ** 2).mean(),
         validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s), plots_path=Path(plots_out),
         fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "steady_prior": asdict(cfg.steady_prior), "train": asdict(t), "runtime": asdict(cfg.runtime), "t_final": cfg.data.t_final}, [latents_path(latents_dir, "train"), latents_path(latents_dir, "val"), autoencoder]),
