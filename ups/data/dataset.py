@@ -145,6 +145,11 @@ def load_trajectories(
     return Trajectories(u=u, x=x[::s_x].astype(np.float32), t=t[::s_t].astype(np.float32), nu=nus, seeds=seeds, source=str(path))
 
 
+def load_split(data_dir: Path | str, split: str, data_cfg) -> Trajectories:
+    """One split of a Burgers-S folder, loaded as the `data` params say (the one way stages load data)."""
+    return load_trajectories(split_path(data_dir, split), allow_legacy_domain=data_cfg.pdebench.allow_legacy_domain)
+
+
 def read_attrs(path: Path | str) -> dict:
     with h5py.File(path, "r") as f:
         return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ups.config import Config
-from ups.data.dataset import load_trajectories, split_path, stats_path
+from ups.data.dataset import load_split, split_path, stats_path
 from ups.data.normalization import Normalization
 from ups.eval.metrics import nrmse_per_frame
 from ups.inference.loading import autoencoder_spec, build_autoencoder
@@ -26,7 +26,7 @@ def stage_params(cfg: Config) -> dict:
 
 
 def fields(data_dir: Path, split: str, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
-    traj = load_trajectories(split_path(data_dir, split), allow_legacy_domain=cfg.data.pdebench.allow_legacy_domain)
+    traj = load_split(data_dir, split, cfg.data)
     return torch.from_numpy(traj.u.reshape(-1, traj.u.shape[-1])), torch.from_numpy(traj.x)
 
 

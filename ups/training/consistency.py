@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ups.config import Config, ConsistencyConfig, LatentConfig
-from ups.data.dataset import load_trajectories, split_path
+from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse
 from ups.inference.loading import load_autoencoder, load_operator
 from ups.inference.rollout import Simulator
@@ -106,8 +106,8 @@ def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencode
     student.eval()
     with torch.no_grad():
         summary["val_zero_student_loss"] = float(distillation_loss(lambda x, sigma, c, dt, nu: torch.zeros_like(x), teacher, vc_n, vdts, vnus, torch.Generator().manual_seed(0)))
-    u_val = torch.from_numpy(load_trajectories(split_path(data_dir, "val")).u)
-    x = torch.from_numpy(load_trajectories(split_path(data_dir, "val"), limit=1).x)
+    val_traj = load_split(data_dir, "val", cfg.data)
+    u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
     sim = Simulator(ae, op, cfg.data.dt)
     h, steps = sim.history, u_val.shape[1] - sim.history
     truth = u_val[:, h:]

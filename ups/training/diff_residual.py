@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ups.config import Config
-from ups.data.dataset import load_trajectories, split_path
+from ups.data.dataset import load_split
 from ups.eval.metrics import ensemble_scores, nrmse
 from ups.inference.loading import load_autoencoder, load_operator
 from ups.inference.rollout import Simulator
@@ -106,8 +106,8 @@ def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoenco
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
     model.eval()
     model.nfe = len(model.levels)
-    u_val = torch.from_numpy(load_trajectories(split_path(data_dir, "val")).u)
-    x = torch.from_numpy(load_trajectories(split_path(data_dir, "val"), limit=1).x)
+    val_traj = load_split(data_dir, "val", cfg.data)
+    u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
     summary.update(stochastic_val_report(Simulator(ae, op, cfg.data.dt), model, val, u_val, x, cfg.diffusion.ensemble, t.seed))
     summary["nfe_per_step"] = 1 + len(model.levels)
     write_json_atomic(metrics_out, summary)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ups.config import Config
-from ups.data.dataset import load_trajectories, split_path
+from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse_per_frame
 from ups.inference.loading import build_operator, load_autoencoder, operator_spec
 from ups.inference.rollout import Simulator
@@ -71,12 +71,12 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
     train = load_latents(latents_dir, "train")
     val = load_latents(latents_dir, "val")
     ae = load_autoencoder(autoencoder)
-    val_traj = load_trajectories(split_path(data_dir, "val"), allow_legacy_domain=cfg.data.pdebench.allow_legacy_domain)
+    val_traj = load_split(data_dir, "val", cfg.data)
     u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
     if abs(train["dt"] - cfg.data.dt) > 1e-6:
         raise FileNotFoundError(f"{latents_path(latents_dir, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`")
 
-    u_train = torch.from_numpy(load_trajectories(split_path(data_dir, "train"), allow_legacy_domain=cfg.data.pdebench.allow_legacy_domain).u)
+    u_train = torch.from_numpy(load_split(data_dir, "train", cfg.data).u)
     decoder = ae.decoder
     for p in decoder.parameters():
         p.requires_grad_(False)

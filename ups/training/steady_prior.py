@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ups.config import Config, LatentConfig, SteadyPriorConfig
-from ups.data.dataset import load_trajectories, split_path
+from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse
 from ups.inference.loading import load_autoencoder
 from ups.io import write_json_atomic
@@ -49,7 +49,7 @@ def terminal_nrmse(model: SteadyPrior, ae, z0: torch.Tensor, nu: torch.Tensor, h
 def train_steady_prior(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
     ae = load_autoencoder(autoencoder)
     train, val = load_latents(latents_dir, "train"), load_latents(latents_dir, "val")
-    val_traj = load_trajectories(split_path(data_dir, "val"))
+    val_traj = load_split(data_dir, "val", cfg.data)
     u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
     torch.manual_seed(cfg.train.steady_prior.seed)
     s = spec(cfg)
