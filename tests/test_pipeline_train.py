@@ -32,7 +32,7 @@ def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
     assert _changed(pipeline_repo) == set()
 
     _set(pipeline_repo, "eval.batch_size", 4)
-    assert _changed(pipeline_repo) == {"validate"}  # validate checks every param; no training stage reads eval.*
+    assert _changed(pipeline_repo) == {"validate", "eval_small", "eval_full"}  # no training stage reads eval.*
     rerun = run(["dvc", "repro"], pipeline_repo)
     assert "Running stage 'validate'" in rerun.stdout
     assert "Running stage 'train" not in rerun.stdout and "Running stage 'encode" not in rerun.stdout
@@ -41,7 +41,7 @@ def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
     run(["git", "commit", "-qm", "baseline"], pipeline_repo)  # dvc exp run starts from a commit
     rerun = run(["dvc", "exp", "run", "-n", "fewer-steps", "-S", "diffusion.steps=3"], pipeline_repo)
     ran = {line.split("'")[1] for line in rerun.stdout.splitlines() if line.startswith("Running stage")}
-    assert ran == {"validate", "train_diff_residual", "train_consistency_distill"}, ran
+    assert ran == {"validate", "train_diff_residual", "train_consistency_distill", "eval_full", "gate"}, ran
 
     report = run(["ups", "ttc-report", "--limit", "4"], pipeline_repo).stdout
     assert "TTC (2 candidates, beam 1, horizon 1): nRMSE" in report and '"ttc_nfe_per_step": 4.0' in report

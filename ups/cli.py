@@ -4,6 +4,8 @@
     ups params reference                               print the params reference (docs/PARAMS.md)
     ups data info FILE [--frames T --grid X]           describe a Burgers-S or PDEBench file
     ups ttc-report [--split val --corrector consistency]  TTC's gain and cost against one sample
+    ups gate check [--gate metrics/gate.json]          strict gate: exit 1 unless it passed (CI, promotion)
+    ups eval recompute [predictions/eval_full.h5]      every metric again, from the saved predictions
 
 The pipeline itself runs through DVC: `dvc repro`, `dvc exp run -S key=value`, `dvc exp show`.
 """
@@ -60,6 +62,29 @@ def _ttc_report(args: argparse.Namespace) -> None:
     )
 
 
+def _gate_check(args: argparse.Namespace) -> None:
+    from ups.gate import strict
+
+    passed, summary = strict(args.gate)
+    print(summary)
+    if not passed:
+        sys.exit(1)
+
+
+def _eval_recompute(args: argparse.Namespace) -> None:
+    from ups.eval.predictions import recompute
+
+    metrics = recompute(args.file)
+    if not metrics:
+        print(f"{args.file}: eval_full was skipped; no predictions to score")
+        return
+    keys = ["nrmse", "rmse", "max_error", "crmse", "frmse_low", "frmse_mid", "frmse_high", "ensemble_mean_nrmse", "spread_skill", "crps"]
+    print("| method | " + " | ".join(keys) + " |")
+    print("|---" * (len(keys) + 1) + "|")
+    for name, m in metrics.items():
+        print(f"| {name} | " + " | ".join(f"{m[k]:.4g}" if k in m else "" for k in keys) + " |")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ups", description="UPS, the Universal Physics Stack: helpers around the DVC pipeline.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -87,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     ttc.add_argument("--corrector", default="consistency", choices=["consistency", "diffusion"])
     ttc.add_argument("--limit", type=int, default=None, help="first N trajectories only")
     ttc.set_defaults(func=_ttc_report)
+
+    gate = sub.add_parser("gate", help="the promotion gate").add_subparsers(dest="action", required=True)
+    gate_check = gate.add_parser("check", help="exit 1 unless the gate passed")
+    gate_check.add_argument("--gate", default="metrics/gate.json")
+    gate_check.set_defaults(func=_gate_check)
+
+    evaluation = sub.add_parser("eval", help="evaluation outputs").add_subparsers(dest="action", required=True)
+    recompute = evaluation.add_parser("recompute", help="recompute every metric from eval_full's predictions file")
+    recompute.add_argument("file", nargs="?", default="predictions/eval_full.h5")
+    recompute.set_defaults(func=_eval_recompute)
     return ap
 
 

@@ -215,6 +215,7 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
+    method: Literal["operator", "diffusion", "consistency", "ttc"] = param("the method whose full-rollout nRMSE on test is the headline and is gated")
     max_nrmse: float = param("absolute ceiling on the headline rollout nRMSE", gt=0.0)
     max_ratio_to_persistence: float = param("ceiling on nRMSE / persistence nRMSE", gt=0.0)
     min_improvement: float = param("required relative improvement over the champion (0.0 = not worse)", ge=-1.0, lt=1.0)
@@ -412,6 +413,8 @@ def _cross_checks(cfg: Config) -> list[str]:
         p.append(f"eval.history: {cfg.eval.history} must leave frames to predict (data.frames = {d.frames})")
     if cfg.eval.history + cfg.eval.small.horizon > d.frames:
         p.append(f"eval.small.horizon: history {cfg.eval.history} + horizon {cfg.eval.small.horizon} exceeds data.frames ({d.frames})")
+    if cfg.gate.method == "ttc" and not cfg.eval.full.ttc:
+        p.append("gate.method: 'ttc' needs eval.full.ttc: true (the full evaluation runs TTC only then)")
     if cfg.operator.history + cfg.train.operator.rollout > d.frames:
         p.append(f"train.operator.rollout: history {cfg.operator.history} + rollout {cfg.train.operator.rollout} exceeds data.frames ({d.frames})")
     return p

@@ -36,7 +36,7 @@ Reward = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def corrected_step(sim: Simulator, corrector: Corrector | None, window: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    dt = torch.full((window.shape[0],), sim.dt, dtype=window.dtype)
+    dt = torch.full((window.shape[0],), sim.dt, dtype=window.dtype, device=window.device)
     z_op = sim.operator(window, dt, nu)
     if corrector is None:
         return z_op
@@ -102,7 +102,7 @@ def ttc_rollout(
     nfe = 0
     for step in range(steps):
         n = b * kept * candidates
-        rows = torch.arange(b).repeat_interleave(kept * candidates)
+        rows = torch.arange(b, device=u_history.device).repeat_interleave(kept * candidates)
         w = windows[:, :kept].repeat_interleave(candidates, dim=1).reshape(n, *windows.shape[2:])
         first = corrected_step(sim, corrector, w, nu[rows], gen)
         nfe += n * (1 + corrector.nfe)  # the operator and the corrector, for every candidate
@@ -119,7 +119,7 @@ def ttc_rollout(
             look_window, look_prev = torch.cat([look_window[:, 1:], nxt[:, None]], dim=1), u_nxt
         new_kept = min(beam, kept * candidates)
         best = score.reshape(b, kept * candidates).topk(new_kept, dim=1).indices  # per trajectory
-        flat = best + (torch.arange(b) * kept * candidates)[:, None]
+        flat = best + (torch.arange(b, device=best.device) * kept * candidates)[:, None]
         parents = best // candidates
         new_windows = torch.cat([w[:, 1:], first[:, None]], dim=1)[flat.flatten()].reshape(b, new_kept, *windows.shape[2:])
         new_paths = torch.cat([paths[:, :kept].gather(1, parents[:, :, None, None].expand(-1, -1, *paths.shape[2:])), u_first[flat.flatten()].reshape(b, new_kept, 1, -1)], dim=2)

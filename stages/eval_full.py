@@ -1,0 +1,30 @@
+"""DVC stage `eval_full`: every method on test over the full horizon, if the proxy gate passed."""
+
+import argparse
+
+from ups.config import load_config
+from ups.errors import run_entry_point
+from ups.eval.stages import eval_full
+
+CHECKPOINTS = ("autoencoder", "operator", "diff_residual", "consistency", "steady_prior")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    for name in (*CHECKPOINTS, "data", "small", "out", "per_frame", "images", "predictions"):
+        ap.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True)
+    ap.add_argument("--params", default="params.yaml")
+    a = ap.parse_args()
+    r = eval_full(load_config(a.params), a.data, {k: getattr(a, k) for k in CHECKPOINTS}, a.small, a.out, a.per_frame, a.images, a.predictions)
+    if r["skipped"]:
+        print(f"eval_full: skipped, {r['reason']}")
+        return
+    print(f"eval_full: test, {r['trajectories']} trajectories × {r['frames_predicted']} frames, nRMSE per method:")
+    for name, m in r["methods"].items():
+        print(f"  {name:<12} {m['nrmse']:.4g}   {1e3 * m['seconds_per_trajectory']:.3g} ms/trajectory")
+    h = r["headline"]
+    print(f"  headline ({h['method']}): {h['nrmse']:.4g}, {h['ratio_to_persistence']:.3g} × persistence")
+
+
+if __name__ == "__main__":
+    run_entry_point(main, "eval_full")

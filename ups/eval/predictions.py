@@ -1,0 +1,69 @@
+"""The full evaluation's predictions as HDF5, so that anyone can recompute every metric (SPEC §7).
+
+Layout of `eval_full`'s file:
+
+    /target            (N, T, X) float32   the true frames each method predicts (input frames excluded)
+    /inputs            (N, H, X) float32   the input frames every method was given
+    /x (X,), /t (H+T,), /nu (N,)
+    /<method>/prediction  (N, T, X) float32
+    /<method>/target      hard link to /target (same data, stored once)
+    /<method>/members     (M, N, T, X) float32, stochastic methods only: the sample paths
+    attributes: input_frames = H, split, methods (comma-separated); per method its attributes
+
+`recompute(path)` reads it back and returns each method's metrics, as `eval_full` computed them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from ups.eval.metrics import ensemble_scores, pdebench_metrics
+
+
+def write_predictions(path: Path | str, split: str, inputs: torch.Tensor, target: torch.Tensor, x: torch.Tensor, t: np.ndarray, nu: torch.Tensor, predictions: dict, skipped: str | None = None) -> None:
+    """Write atomically; `predictions` maps a method to its `Prediction`. `skipped` records why it is empty."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["split"] = split
+            f.attrs["input_frames"] = int(inputs.shape[1]) if inputs is not None else 0
+            f.attrs["methods"] = ",".join(predictions)
+            if skipped is not None:
+                f.attrs["skipped"] = skipped
+            if target is not None:
+                f["target"] = target.float().numpy()
+                f["inputs"] = inputs.float().numpy()
+                f["x"], f["t"], f["nu"] = x.numpy(), np.asarray(t), nu.numpy()
+            for name, p in predictions.items():
+                g = f.create_group(name)
+                g["prediction"] = p.prediction.float().numpy()
+                g["target"] = f["target"]  # a hard link: the truth is stored once
+                if p.members is not None:
+                    g.create_dataset("members", data=p.members.float().numpy(), compression="gzip", compression_opts=4, shuffle=True)
+                for key, value in p.extra.items():
+                    g.attrs[key] = value
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def recompute(path: Path | str) -> dict[str, dict[str, float]]:
+    """Every method's field metrics (and ensemble scores) from the predictions file alone."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        if "skipped" in f.attrs:
+            return {}
+        for name in str(f.attrs["methods"]).split(","):
+            g = f[name]
+            pred, target = torch.from_numpy(g["prediction"][()]), torch.from_numpy(g["target"][()])
+            out[name] = pdebench_metrics(pred, target)
+            if "members" in g:
+                out[name].update(ensemble_scores(torch.from_numpy(g["members"][()]), target))
+    return out
