@@ -16,7 +16,7 @@ from ups.experiments import load_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
 # What a pipeline repository needs: the files git tracks for the pipeline and the library it runs.
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "ups", "experiments", ".dvc/config", ".dvcignore", ".gitignore"]
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "ups", "experiments", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
 
 
 @pytest.fixture(scope="session")
@@ -52,11 +52,9 @@ def write_params(path: Path, overrides: dict) -> None:
     path.write_text(yaml.safe_dump(apply_overrides(load_raw(ROOT / "params.yaml"), overrides), sort_keys=False))
 
 
-@pytest.fixture
-def pipeline_repo(tmp_path, smoke_overrides) -> Path:
-    """A fresh git + DVC repository holding the pipeline, with the smoke params, one commit."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
+def make_pipeline_repo(repo: Path, overrides: dict) -> Path:
+    """A fresh git + DVC repository holding the pipeline with `overrides` applied, one commit."""
+    repo.mkdir(parents=True)
     for name in PIPELINE_FILES:
         src = ROOT / name
         dst = repo / name
@@ -65,10 +63,61 @@ def pipeline_repo(tmp_path, smoke_overrides) -> Path:
         else:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-    write_params(repo / "params.yaml", smoke_overrides)
+    write_params(repo / "params.yaml", overrides)
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["git", "config", "user.email", "test@ups.invalid"], repo)
     run(["git", "config", "user.name", "UPS test"], repo)
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "pipeline"], repo)
     return repo
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path, smoke_overrides) -> Path:
+    """A fresh git + DVC repository holding the pipeline, with the smoke params, one commit."""
+    return make_pipeline_repo(tmp_path / "repo", smoke_overrides)
+
+
+# --- a real S3-protocol server on loopback, standing in for B2 ------------------------------------
+
+S3_REGION = "us-west-004"  # B2's region names look like this
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 (a free port); yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_credentials(monkeypatch):
+    """Test credentials in the environment (as a user would export a B2 application key)."""
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing-key-id",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+        "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=endpoint, region_name=S3_REGION, aws_access_key_id="testing-key-id", aws_secret_access_key="testing-secret")
+    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
+
+
+def point_remote_at(repo: Path, endpoint: str, bucket: str) -> None:
+    """The committed `b2` remote, redirected (in the git-ignored local config) to the loopback server."""
+    run(["dvc", "remote", "modify", "--local", "b2", "endpointurl", endpoint], repo)
+    run(["dvc", "remote", "modify", "--local", "b2", "url", f"s3://{bucket}/ups"], repo)

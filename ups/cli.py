@@ -6,6 +6,13 @@
     ups ttc-report [--split val --corrector consistency]  TTC's gain and cost against one sample
     ups gate check [--gate metrics/gate.json]          strict gate: exit 1 unless it passed (CI, promotion)
     ups eval recompute [predictions/eval_full.h5]      every metric again, from the saved predictions
+    ups exp queue experiments/NAME.yaml [--run]        queue (or run) the experiment the file describes
+    ups exp record NAME                                write its measured result into experiments/NAME.yaml
+    ups leaderboard [--format md|csv --top N]          experiments of every commit, best first
+    ups promote NAME [--no-push]                       apply a gate-passing experiment, commit, dvc push
+    ups remote check [NAME]                            can the DVC remote (B2) be reached with these credentials?
+    ups vast launch -n NAME [-S key=value …] [--dry-run]  run an experiment on a rented Vast.ai GPU
+    ups vast status | logs NAME | destroy NAME | reap   our Vast.ai instances
 
 The pipeline itself runs through DVC: `dvc repro`, `dvc exp run -S key=value`, `dvc exp show`.
 """
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ups.errors import run_entry_point
 
@@ -85,6 +93,105 @@ def _eval_recompute(args: argparse.Namespace) -> None:
         print(f"| {name} | " + " | ".join(f"{m[k]:.4g}" if k in m else "" for k in keys) + " |")
 
 
+def _experiment_path(arg: str) -> Path:
+    return Path(arg) if arg.endswith((".yaml", ".yml")) or "/" in arg else Path("experiments") / f"{arg}.yaml"
+
+
+def _exp_queue(args: argparse.Namespace) -> None:
+    from ups.experiments import load_experiment, queue
+
+    exp = load_experiment(_experiment_path(args.file), args.params)
+    print(queue(exp, ".", run_now=args.run))
+    if not args.run:
+        print(f"queued {exp.name!r}: start the queue with `dvc queue start` (`-j N` for N at once), follow it with `dvc queue status`")
+
+
+def _exp_record(args: argparse.Namespace) -> None:
+    from ups.experiments import record
+
+    exp = record(_experiment_path(args.name), ".", args.params)
+    r = exp.result
+    verdict = "passed" if r.get("passed") else f"failed ({r.get('failures', 'no verdict')})"
+    print(f"{exp.path}: result recorded: {r.get('method')} nRMSE {r.get('nrmse', float('nan')):.4g}, gate {verdict}")
+
+
+def _leaderboard(args: argparse.Namespace) -> None:
+    from ups.leaderboard import exp_show, markdown, rows_from_exp_show, table
+
+    df = table(rows_from_exp_show(exp_show(".", all_commits=not args.current)), args.top, args.params.split(",") if args.params else None)
+    sys.stdout.write(df.to_csv(index=False) if args.format == "csv" else markdown(df))
+
+
+def _promote(args: argparse.Namespace) -> None:
+    from ups.promote import promote
+
+    sha = promote(args.name, ".", push=not args.no_push)
+    print(f"promoted {args.name!r}: commit {sha[:7]}" + ("" if args.no_push else ", outputs pushed to the DVC remote"))
+
+
+def _remote_check(args: argparse.Namespace) -> None:
+    from ups.remote import check_remote
+
+    print(check_remote(".", args.name))
+
+
+def _vast_launch(args: argparse.Namespace) -> None:
+    import json
+
+    from ups import vast
+    from ups.config import load_config
+
+    v = load_config(args.params).vast
+    machine = vast.Machine(
+        gpu=args.gpu or v.gpu, num_gpus=args.num_gpus or v.num_gpus, max_price=args.max_price or v.max_price,
+        disk=args.disk or v.disk, image=args.image or v.image, max_hours=args.max_hours or v.max_hours,
+    )
+    p = vast.plan(".", args.name, args.set or [], machine, args.git_remote)
+    estimate = Path("metrics/validate.json")
+    if estimate.exists():
+        e = json.loads(estimate.read_text()).get("estimate", {})
+        if "gpu_hours" in e:
+            print(f"cost: validate estimates {e['gpu_hours']:.3g} GPU-hours for training (measured on {e.get('device', '?')}); "
+                  f"at most ${machine.max_price * machine.max_hours:.2f} for the {machine.max_hours:g} h limit at ${machine.max_price}/h")
+    if args.dry_run:
+        print("offer query:", json.dumps({"query": p.query, "order": p.order, "storage_gb": machine.disk}, indent=2))
+        print("instance request (secret values masked):", json.dumps(p.request("<cheapest offer>"), indent=2))
+        print(f"start-up script ({len(p.script.encode())} bytes):\n{p.script}")
+        return
+    result = vast.launch(p)
+    o = result["offer"]
+    print(f"launched {p.name!r}: instance {result['instance']} on offer {o['id']} ({o.get('num_gpus', '?')}× {o.get('gpu_name', '?')}, ${float(o.get('dph_total', 0)):.3f}/h), commit {p.commit[:7]}")
+    print(f"follow it: `ups vast logs {p.name}`; results: `dvc exp pull origin {p.name}` once it finished; stop it: `ups vast destroy {p.name}`")
+
+
+def _vast_status(args: argparse.Namespace) -> None:
+    from ups import vast
+
+    print(vast.status_table())
+
+
+def _vast_logs(args: argparse.Namespace) -> None:
+    from ups import vast
+
+    print(vast.logs(args.name, args.tail))
+
+
+def _vast_destroy(args: argparse.Namespace) -> None:
+    from ups import vast
+
+    print(f"destroyed instance(s) {', '.join(map(str, vast.destroy(args.name)))} of {args.name!r}")
+
+
+def _vast_reap(args: argparse.Namespace) -> None:
+    from ups import vast
+
+    reaped = vast.reap()
+    for r in reaped:
+        print(f"destroyed instance {r['id']} ({r['experiment']}): {r['hours']:.2f} h > {r['max_hours']:g} h limit")
+    if not reaped:
+        print("no UPS instance past its wall-time limit")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ups", description="UPS, the Universal Physics Stack: helpers around the DVC pipeline.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -122,6 +229,58 @@ def build_parser() -> argparse.ArgumentParser:
     recompute = evaluation.add_parser("recompute", help="recompute every metric from eval_full's predictions file")
     recompute.add_argument("file", nargs="?", default="predictions/eval_full.h5")
     recompute.set_defaults(func=_eval_recompute)
+
+    exp = sub.add_parser("exp", help="experiment files (experiments/NAME.yaml)").add_subparsers(dest="action", required=True)
+    q = exp.add_parser("queue", help="queue `dvc exp run -n NAME -S …` from an experiment file")
+    q.add_argument("file", help="experiments/NAME.yaml (or NAME)")
+    q.add_argument("--run", action="store_true", help="run it now instead of queueing it")
+    q.add_argument("--params", default="params.yaml")
+    q.set_defaults(func=_exp_queue)
+    rec = exp.add_parser("record", help="write the experiment's measured result into its file")
+    rec.add_argument("name", help="NAME (experiments/NAME.yaml) or a path")
+    rec.add_argument("--params", default="params.yaml")
+    rec.set_defaults(func=_exp_record)
+
+    lb = sub.add_parser("leaderboard", help="experiments across commits, sorted by the headline nRMSE")
+    lb.add_argument("--format", choices=["md", "csv"], default="md")
+    lb.add_argument("--top", type=int, default=None, help="first N rows only")
+    lb.add_argument("--params", default=None, help="comma-separated params to show (default: latent size and every param that differs)")
+    lb.add_argument("--current", action="store_true", help="only the current commit's experiments (default: all commits)")
+    lb.set_defaults(func=_leaderboard)
+
+    pr = sub.add_parser("promote", help="apply a gate-passing experiment, commit it with its numbers, dvc push")
+    pr.add_argument("name")
+    pr.add_argument("--no-push", action="store_true", help="commit only; push later with `dvc push`")
+    pr.set_defaults(func=_promote)
+
+    remote = sub.add_parser("remote", help="the DVC remote").add_subparsers(dest="action", required=True)
+    rc = remote.add_parser("check", help="reach the remote's bucket once and say what is wrong, if anything")
+    rc.add_argument("name", nargs="?", default=None)
+    rc.set_defaults(func=_remote_check)
+
+    vast = sub.add_parser("vast", help="run experiments on rented Vast.ai GPUs").add_subparsers(dest="action", required=True)
+    la = vast.add_parser("launch", help="pre-flight, find an offer, create an instance that runs `dvc exp run` and destroys itself")
+    la.add_argument("-n", "--name", required=True, help="experiment name")
+    la.add_argument("-S", "--set", action="append", metavar="KEY=VALUE", help="param override, as `dvc exp run -S`")
+    la.add_argument("--gpu", help="Vast GPU name, e.g. RTX_4090 (default vast.gpu)")
+    la.add_argument("--num-gpus", type=int, help="GPUs; training runs under torchrun with one process each (default vast.num_gpus)")
+    la.add_argument("--max-price", type=float, help="USD per hour for the instance (default vast.max_price)")
+    la.add_argument("--disk", type=int, help="GB (default vast.disk)")
+    la.add_argument("--image", help="Docker image (default vast.image)")
+    la.add_argument("--max-hours", type=float, help="wall-time limit; the instance stops itself and the reaper destroys it after (default vast.max_hours)")
+    la.add_argument("--git-remote", default="origin")
+    la.add_argument("--dry-run", action="store_true", help="print the offer query, the request (secrets masked) and the script; rent nothing")
+    la.add_argument("--params", default="params.yaml")
+    la.set_defaults(func=_vast_launch)
+    vast.add_parser("status", help="our instances: experiment, state, price, hours").set_defaults(func=_vast_status)
+    lg = vast.add_parser("logs", help="the log of an experiment's instance (or the uploaded log once it finished)")
+    lg.add_argument("name")
+    lg.add_argument("--tail", type=int, default=200)
+    lg.set_defaults(func=_vast_logs)
+    de = vast.add_parser("destroy", help="destroy the instance(s) of an experiment")
+    de.add_argument("name")
+    de.set_defaults(func=_vast_destroy)
+    vast.add_parser("reap", help="destroy UPS instances past their wall-time limit").set_defaults(func=_vast_reap)
     return ap
 
 

@@ -64,3 +64,45 @@ def load_experiment(path: Path | str, params_file: Path | str = "params.yaml") -
     exp = Experiment(name=validate_name(raw["name"]), hypothesis=str(raw["hypothesis"]), params=dict(raw["params"]), result=raw.get("result"), path=path)
     load_config(params_file, exp.params)  # every override must be a valid parameter
     return exp
+
+
+def dump_experiment(exp: Experiment) -> str:
+    """The file's text, fields in their documented order."""
+    body = {"name": exp.name, "hypothesis": exp.hypothesis, "params": exp.params}
+    if exp.result is not None:
+        body["result"] = exp.result
+    return yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
+
+
+def queue(exp: Experiment, cwd: Path | str = ".", run_now: bool = False) -> str:
+    """`dvc exp run --queue -n NAME -S …` from the file (or run it at once with `run_now`)."""
+    from ups.remote import dvc
+
+    args = ["exp", "run", *([] if run_now else ["--queue"]), "-n", exp.name, *exp.set_args()]
+    proc = dvc(args, cwd)
+    return f"$ dvc {' '.join(args)}\n{proc.stdout.strip()}"
+
+
+RESULT_KEYS = ("passed", "method", "nrmse", "ratio_to_persistence", "solver_nrmse", "training_seconds", "failures")
+
+
+def record(path: Path | str, cwd: Path | str = ".", params_file: Path | str = "params.yaml") -> Experiment:
+    """Write the experiment's measured headline and gate verdict into the file's `result`."""
+    import datetime
+
+    from ups.errors import StageError
+    from ups.leaderboard import exp_show, find, rows_from_exp_show
+
+    exp = load_experiment(path, params_file)
+    row = find(rows_from_exp_show(exp_show(cwd)), exp.name)
+    if row is None:
+        raise StageError(f"no experiment named {exp.name!r} in `dvc exp show -A`: has it run? (`dvc queue status`, `dvc exp pull origin {exp.name}`)")
+    if row["nrmse"] is None and not row["failures"]:
+        raise StageError(f"experiment {exp.name!r} ({row['rev']}) has no gate metrics yet: did its pipeline reach the gate stage?")
+    result = {k: row[k] for k in RESULT_KEYS if row.get(k) not in (None, "")}
+    result.update(rev=row["rev"], baseline=row["baseline"], recorded=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    exp.result = result
+    from ups.io import write_text_atomic
+
+    write_text_atomic(exp.path, dump_experiment(exp))
+    return exp

@@ -86,7 +86,8 @@ def decide(gate: GateConfig, small: dict, full: dict, champion: dict | None, cha
     failed = failures(checks)
     if full.get("skipped"):
         failed = [f"eval_full skipped, so the headline was not measured: {full['reason']}"]
-    return {"passed": not failed, **out, "failures": failed, "checks": checks}
+    # `reason` repeats `failures` as one string: DVC shows scalars only, so this one reaches `dvc exp show`
+    return {"passed": not failed, **out, "reason": "; ".join(failed), "failures": failed, "checks": checks}
 
 
 def strict(path: Path | str) -> tuple[bool, str]:

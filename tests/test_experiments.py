@@ -1,0 +1,165 @@
+"""Experiments, the B2 remote and promotion with the real programs: dvc, git (a bare remote in a temp
+dir) and an S3-protocol server on loopback (moto) standing in for B2. Smoke sizes."""
+
+import hashlib
+import json
+import shutil
+import time
+import uuid
+
+import pytest
+import yaml
+
+from conftest import make_bucket, make_pipeline_repo, point_remote_at, run
+from ups.experiments import load_experiment
+
+pytestmark = pytest.mark.slow
+
+LENIENT = {"gate.max_nrmse": 10.0, "gate.max_ratio_to_persistence": 10.0}  # smoke models are untrained
+
+
+def _digests(repo, *folders) -> dict:
+    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted((repo / f).rglob("*")) if p.is_file()}
+
+
+def _experiments(repo) -> dict:
+    """name → (params, metrics) of every experiment in `dvc exp show --json -A`."""
+    out = {}
+    for commit in json.loads(run(["dvc", "exp", "show", "--json", "-A"], repo).stdout):
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs") or []:
+                data = rev.get("data") or {}
+                out[rev.get("name")] = (data.get("params", {}).get("params.yaml", {}).get("data", {}), data.get("metrics") or {})
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, smoke_overrides, s3_server):
+    """A repository whose champion (smoke params, lenient gate) is committed and on a bare git remote."""
+    root = tmp_path_factory.mktemp("trained")
+    repo = make_pipeline_repo(root / "repo", {**smoke_overrides, **LENIENT})
+    run(["dvc", "repro"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "champion"], repo)
+    run(["git", "init", "-q", "--bare", "-b", "main", str(root / "origin.git")], root)
+    run(["git", "remote", "add", "origin", str(root / "origin.git")], repo)
+    run(["git", "push", "-q", "origin", "main"], repo)
+    return repo
+
+
+@pytest.fixture
+def repo(trained, tmp_path, s3_server, s3_credentials):
+    """A copy of the trained repository, its `b2` remote on a fresh bucket of the loopback server."""
+    copy = tmp_path / "work"
+    shutil.copytree(trained, copy, symlinks=True)
+    bucket = f"ups-{uuid.uuid4().hex[:12]}"
+    make_bucket(s3_server, bucket)
+    point_remote_at(copy, s3_server, bucket)
+    return copy
+
+
+def test_push_wipe_pull_restores_identical_outputs(repo):
+    before = _digests(repo, "checkpoints", "predictions", "data")
+    assert any(k.startswith("checkpoints/") for k in before)
+    run(["dvc", "push"], repo)
+    for folder in ("checkpoints", "predictions", "data", ".dvc/cache"):
+        shutil.rmtree(repo / folder)
+    run(["dvc", "pull"], repo)
+    assert _digests(repo, "checkpoints", "predictions", "data") == before
+    assert "up to date" in run(["dvc", "status"], repo).stdout.lower()
+
+
+def test_exp_run_and_queued_experiments_appear_and_record(repo):
+    for name, key, value in (("fewer-examples", "eval.examples", 1), ("short-proxy", "eval.small.horizon", 3)):
+        (repo / "experiments" / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, "hypothesis": f"{key}={value} changes only evaluation", "params": {key: value}}))
+        out = run(["ups", "exp", "queue", f"experiments/{name}.yaml"], repo).stdout
+        assert f"dvc exp run --queue -n {name} -S {key}={value}" in out
+
+    run(["dvc", "exp", "run", "-n", "dim12", "-S", "latent.dim=12"], repo)
+    params, metrics = _experiments(repo)["dim12"]
+    assert params["latent"]["dim"] == 12
+    gate = metrics["metrics/gate.json"]["data"]
+    assert isinstance(gate["passed"], bool) and gate["nrmse"] > 0 and "training_seconds" in gate
+
+    run(["dvc", "queue", "start", "-j", "1"], repo)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    exps = _experiments(repo)
+    assert {"dim12", "fewer-examples", "short-proxy"} <= set(exps)
+    assert exps["short-proxy"][0]["eval"]["small"]["horizon"] == 3
+
+    run(["ups", "exp", "record", "short-proxy"], repo)
+    exp = load_experiment(repo / "experiments" / "short-proxy.yaml", repo / "params.yaml")
+    measured = exps["short-proxy"][1]["metrics/gate.json"]["data"]
+    assert exp.params == {"eval.small.horizon": 3} and exp.name == "short-proxy"
+    assert exp.result["nrmse"] == pytest.approx(measured["nrmse"]) and exp.result["passed"] == measured["passed"]
+
+    board = run(["ups", "leaderboard", "--format", "csv"], repo).stdout.splitlines()
+    assert board[0].startswith("experiment,baseline,passed,method,nrmse")
+    nrmses = [float(line.split(",")[4]) for line in board[1:]]
+    assert nrmses == sorted(nrmses) and len(nrmses) == 4  # the champion commit and three experiments
+
+
+def test_exp_push_then_pull_apply_in_a_fresh_clone(repo, tmp_path, s3_server):
+    run(["dvc", "exp", "run", "-n", "shared", "-S", "train.operator.seed=7"], repo)
+    made = _digests(repo, "checkpoints")
+    metrics = json.loads((repo / "metrics" / "gate.json").read_text())
+    run(["dvc", "exp", "push", "origin", "shared"], repo)
+
+    origin = run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", origin, str(clone)], tmp_path)
+    bucket = run(["dvc", "config", "--local", "remote.b2.url"], repo).stdout.strip().split("/")[2]
+    point_remote_at(clone, s3_server, bucket)
+    run(["dvc", "exp", "pull", "origin", "shared"], clone)
+    run(["dvc", "exp", "apply", "shared"], clone)
+    assert yaml.safe_load((clone / "params.yaml").read_text())["train"]["operator"]["seed"] == 7
+    assert json.loads((clone / "metrics" / "gate.json").read_text()) == metrics
+    run(["dvc", "pull"], clone)
+    assert _digests(clone, "checkpoints") == made
+
+
+def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
+    run(["dvc", "exp", "run", "-n", "strict", "-S", "gate.max_nrmse=0.001"], repo)
+    run(["git", "checkout", "--", "."], repo)  # each run applies its results to the workspace: start the next from the commit
+    run(["dvc", "exp", "run", "-n", "good", "-S", "eval.examples=1"], repo)
+    run(["git", "checkout", "--", "."], repo)
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+
+    refused = run(["ups", "promote", "strict"], repo, check=False)
+    assert refused.returncode == 1 and "did not pass the gate" in refused.stderr and "proxy" in refused.stderr and "Traceback" not in refused.stderr
+    assert run(["git", "rev-parse", "HEAD"], repo).stdout.strip() == head
+
+    done = run(["ups", "promote", "good"], repo)
+    assert "promoted 'good'" in done.stdout
+    message = run(["git", "log", "-1", "--format=%B"], repo).stdout
+    assert message.startswith("Promote experiment good: diffusion nRMSE") and "gate passed" in message
+    assert yaml.safe_load((repo / "params.yaml").read_text())["eval"]["examples"] == 1
+    assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
+    cloud = run(["dvc", "status", "--cloud"], repo).stdout
+    assert "in sync" in cloud.lower(), cloud
+
+
+def test_unreachable_remote_and_missing_credentials_are_one_clear_sentence(pipeline_repo, monkeypatch, s3_server):
+    env_without_keys = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    make_bucket(s3_server, "creds-check")
+    point_remote_at(pipeline_repo, s3_server, "creds-check")
+    env = {k: v for k, v in env_without_keys.items() if v}
+    no_keys = run(["ups", "remote", "check"], pipeline_repo, check=False, env=env)
+    assert no_keys.returncode == 1 and "no credentials for remote 'b2'" in no_keys.stderr and "AWS_ACCESS_KEY_ID" in no_keys.stderr
+    assert "Traceback" not in no_keys.stderr
+
+    keys = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_EC2_METADATA_DISABLED": "true"}
+    assert "reachable" in run(["ups", "remote", "check"], pipeline_repo, env=keys).stdout
+    run(["dvc", "remote", "modify", "--local", "b2", "endpointurl", "http://127.0.0.1:9"], pipeline_repo)  # nothing listens there
+    down = run(["ups", "remote", "check"], pipeline_repo, check=False, env=keys)
+    assert down.returncode == 1 and "cannot reach remote 'b2'" in down.stderr and "Traceback" not in down.stderr
+    missing = run(["ups", "promote", "nope"], pipeline_repo, check=False, env=keys)
+    assert missing.returncode == 1 and "no experiment named 'nope'" in missing.stderr and "Traceback" not in missing.stderr

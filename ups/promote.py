@@ -1,0 +1,50 @@
+"""Promotion (SPEC §8): `dvc exp apply NAME`, a commit that names the experiment and its numbers, `dvc push`.
+
+Refused, with the reason, when the experiment's gate did not pass, when it cannot be found, when the
+working tree has uncommitted changes (apply would overwrite them) or when the remote is unusable.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from ups.errors import StageError
+from ups.leaderboard import exp_show, find, rows_from_exp_show
+from ups.remote import check_remote, dvc
+
+
+def _git(args: list[str], cwd: Path | str) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StageError(f"`git {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}")
+    return proc.stdout
+
+
+def commit_message(name: str, row: dict) -> str:
+    return (
+        f"Promote experiment {name}: {row['method']} nRMSE {row['nrmse']:.4g} on test "
+        f"({row['ratio_to_persistence']:.3g} × persistence), gate passed\n\n"
+        f"Experiment {row['rev']} on baseline {row['baseline']}; training {row['training_seconds']:.0f} s."
+    )
+
+
+def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
+    """Promote experiment `name`; return the new commit's hash."""
+    row = find(rows_from_exp_show(exp_show(cwd)), name)
+    if row is None or row["kind"] != "experiment":
+        raise StageError(f"no experiment named {name!r} in `dvc exp show -A`; list them with `ups leaderboard` (or `dvc exp pull origin {name}` first)")
+    if row["passed"] is not True:
+        why = row["failures"] or ("see its metrics/gate.json" if row["passed"] is False else "it has no gate verdict: did its run reach the gate stage?")
+        raise StageError(f"experiment {name!r} did not pass the gate, so it is not promoted: {why}")
+    dirty = _git(["status", "--porcelain", "--untracked-files=no"], cwd).strip()
+    if dirty:
+        raise StageError(f"uncommitted changes in the working tree (`dvc exp apply` would overwrite them); commit or stash them first:\n{dirty}")
+    if push:
+        check_remote(cwd)
+    dvc(["exp", "apply", name], cwd)
+    _git(["add", "-A"], cwd)
+    _git(["commit", "-q", "-m", commit_message(name, row)], cwd)
+    if push:
+        dvc(["push"], cwd)
+    return _git(["rev-parse", "HEAD"], cwd).strip()
