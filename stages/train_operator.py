@@ -3,7 +3,7 @@
 import argparse
 
 from ups.config import load_config
-from ups.errors import run_entry_point
+from ups.training.distributed import run_training_stage
 from ups.training.operator import train_operator
 
 
@@ -25,4 +25,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_entry_point(main, "train_operator")
+    run_training_stage(main, "train_operator")

@@ -3,7 +3,7 @@
 import argparse
 
 from ups.config import load_config
-from ups.errors import run_entry_point
+from ups.training.distributed import run_training_stage
 from ups.training.steady_prior import train_steady_prior
 
 
@@ -18,4 +18,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_entry_point(main, "train_steady_prior")
+    run_training_stage(main, "train_steady_prior")

@@ -8,6 +8,10 @@ validation metric (never the training loss), a progress bar, per-epoch plots, re
 
 Batches are a pure function of (seed, epoch) and per-batch randomness of (seed, epoch, batch), so a
 run resumed at any batch ends with the same weights as an uninterrupted run (CPU).
+
+Under torchrun (`runtime.nproc` > 1, see `ups.training.distributed`) each rank computes the loss on
+its part of every global batch, gradients are averaged by an all-reduce before clipping and the
+step, and rank 0 alone writes resume state, plots, logs and the checkpoint.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from tqdm import tqdm
 from ups.config import RuntimeConfig, StageTraining, WandbConfig
 from ups.errors import StageError
 from ups.training import checkpoint as ckpt
+from ups.training import distributed
 from ups.training.optim import EMA, build_optimizer, warmup_cosine
 from ups.training.tracking import EpochLog
 
@@ -101,11 +106,13 @@ class _StopOnSignal:
 def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
     """Train, select on validation, save the best EMA weights to `task.checkpoint_path`."""
     t = task.training
-    device = pick_device(runtime)
+    ctx = distributed.context()
+    device = distributed.init(ctx, pick_device(runtime))
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     seed_everything(t.seed, device)
     model = task.model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
     ema = EMA(model, t.ema)
     optimizer = build_optimizer(model, t)
     total_steps = t.epochs * task.steps_per_epoch
@@ -126,10 +133,14 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
             print(f"{task.stage}: resuming from epoch {state['epoch'] + 1}, batch {state['batch'] + 1} ({resume_file})", flush=True)
         else:
             print(f"{task.stage}: ignoring resume state from other params or inputs ({resume_file})", flush=True)
+    if ctx.active:
+        print(f"{task.stage}: rank {ctx.rank}/{ctx.world} on {device} ({'nccl' if device.type == 'cuda' else 'gloo'}), 1/{ctx.world} of each global batch of {t.batch_size}", flush=True)
 
-    log = EpochLog(task.stage, task.plots_path, wandb_cfg, task.log_config, rows=state["rows"])
+    log = EpochLog(task.stage, task.plots_path, wandb_cfg, task.log_config, rows=state["rows"], write=ctx.main)
 
     def save_resume() -> None:
+        if not ctx.main:
+            return
         state["rows"] = log.rows
         ckpt.save_atomic(
             {"fingerprint": task.fingerprint, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state},
@@ -141,21 +152,22 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
         for epoch in range(state["epoch"], t.epochs):
             model.train()
             batches = list(task.batches(epoch, torch.Generator().manual_seed(t.seed * 7919 + epoch)))
-            bar = tqdm(total=len(batches), initial=state["batch"], desc=f"{task.stage} {epoch + 1}/{t.epochs}", unit="batch", dynamic_ncols=True, leave=False, mininterval=1.0)
+            bar = tqdm(total=len(batches), initial=state["batch"], desc=f"{task.stage} {epoch + 1}/{t.epochs}", unit="batch", dynamic_ncols=True, leave=False, mininterval=1.0, disable=not ctx.main)
             for b in range(state["batch"], len(batches)):
                 gen = batch_generator(t.seed, epoch, b)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = task.loss(step_model, batches[b], gen)
+                    loss = task.loss(step_model, distributed.shard(batches[b], ctx), gen)
                 if not torch.isfinite(loss):
                     raise StageError(
-                        f"{task.stage}: loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}; stopped before the "
+                        f"{task.stage}: loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}{f' (rank {ctx.rank})' if ctx.active else ''}; stopped before the "
                         f"update. The last good resume state is {resume_file if resume_file.exists() else 'not written yet (no epoch finished)'}. "
                         f"Lower train.*.lr or check the data (`dvc repro validate`)."
                     )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                distributed.average_gradients(params, ctx)
                 if t.grad_clip > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                    norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
                     if not torch.isfinite(norm):
                         raise StageError(f"{task.stage}: gradient norm is {norm.item()} at epoch {epoch + 1}, batch {b + 1}; lower train.*.lr")
                 optimizer.step()
@@ -166,11 +178,11 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
                 state["batch"] = b + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss.item():.3e}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
-                if stop.signal is not None:
+                if distributed.any_rank(stop.signal is not None, ctx, device):
                     state["seconds"] = time.perf_counter() - started
                     save_resume()
                     bar.close()
-                    name = signal.Signals(stop.signal).name
+                    name = signal.Signals(stop.signal).name if stop.signal is not None else "a signal to another rank"
                     raise Interrupted(f"{task.stage}: stopped by {name} at epoch {epoch + 1}, batch {b + 1}; resume state saved to {resume_file}. Rerun the stage to resume.")
             bar.close()
             metrics = task.validate(ema.model)
@@ -184,16 +196,22 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
             else:
                 state["bad_epochs"] += 1
             shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "selection")
-            print(f"{task.stage} epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.4g}  {shown}{'  *' if improved else ''}", flush=True)
+            if ctx.main:
+                print(f"{task.stage} epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.4g}  {shown}{'  *' if improved else ''}", flush=True)
             state.update(epoch=epoch + 1, batch=0, running=[0.0, 0])
             stopping = state["bad_epochs"] >= t.patience
             save_resume()
             if stopping:
-                print(f"{task.stage}: early stop, no validation improvement for {t.patience} epochs", flush=True)
+                if ctx.main:
+                    print(f"{task.stage}: early stop, no validation improvement for {t.patience} epochs", flush=True)
                 break
 
     if state["best_state"] is None:
         raise StageError(f"{task.stage}: no epoch finished; nothing to save")
+    if ctx.active:  # rank 0 alone goes on to write; the others are done
+        distributed.finish(ctx)
+        if not ctx.main:
+            raise SystemExit(0)
     payload = task.checkpoint_payload()
     payload.update(state_dict=state["best_state"], best_epoch=state["best_epoch"], selection=state["best"])
     ckpt.save_atomic(payload, task.checkpoint_path)
@@ -203,6 +221,7 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
         "train_seconds": round(state["seconds"], 1),
         "parameters": sum(p.numel() for p in model.parameters()),
         "device": device.type,
+        "processes": ctx.world,
         **{f"best_{k}": v for k, v in log.rows[state["best_epoch"] - 1].items() if k not in ("epoch", "lr", "seconds")},
     }
     log.finish(summary)

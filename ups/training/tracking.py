@@ -14,12 +14,14 @@ from ups.io import write_text_atomic
 
 
 class EpochLog:
-    def __init__(self, stage: str, path: Path | str, wandb_cfg: WandbConfig, config: dict, rows: list[dict] | None = None):
+    def __init__(self, stage: str, path: Path | str, wandb_cfg: WandbConfig, config: dict, rows: list[dict] | None = None, write: bool = True):
+        """`write=False` (DDP ranks other than 0) keeps the rows in memory only."""
         self.stage = stage
         self.path = Path(path)
         self.rows: list[dict] = list(rows or [])
         self.run = None
-        if wandb_cfg.enabled:
+        self.write = write
+        if wandb_cfg.enabled and write:
             import wandb
 
             name = os.environ.get("DVC_EXP_NAME") or stage
@@ -36,6 +38,8 @@ class EpochLog:
 
     def log(self, row: dict) -> None:
         self.rows.append(row)
+        if not self.write:
+            return
         columns = list(self.rows[0])
         lines = ["\t".join(columns)] + ["\t".join(_fmt(r.get(c)) for c in columns) for r in self.rows]
         write_text_atomic(self.path, "\n".join(lines) + "\n")

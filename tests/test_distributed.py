@@ -1,0 +1,93 @@
+"""Data-parallel training under torchrun with gloo on CPU: same weights as one process, both ranks in
+the log, a killed rank stops the stage with a clear message and the rerun resumes. Smoke sizes."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import run
+
+pytestmark = pytest.mark.slow
+
+
+def _set(repo, **values):
+    path = repo / "params.yaml"
+    raw = yaml.safe_load(path.read_text())
+    for key, value in values.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_two_gloo_ranks_match_one_process_and_both_ranks_log(pipeline_repo, tmp_path):
+    repo = pipeline_repo
+    _set(repo, **{"runtime.threads": 1})
+    run(["dvc", "repro", "train_operator"], repo)
+    one = _weights(repo / "checkpoints" / "operator.pt")
+
+    _set(repo, **{"runtime.nproc": 2})
+    out = run(["dvc", "repro", "train_operator"], repo)
+    log = out.stdout + out.stderr
+    assert "starting 2 processes under torchrun" in log
+    assert "rank 0/2 on cpu (gloo)" in log and "rank 1/2 on cpu (gloo)" in log
+    two = _weights(repo / "checkpoints" / "operator.pt")
+    assert one.keys() == two.keys()
+    worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one)
+    print(f"largest weight difference, 2 gloo ranks vs 1 process: {worst:.3g}")
+    assert worst < 1e-5, worst
+
+
+def _rank_pids(rank: int) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in env and b"train_operator.py" in cmd:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_killed_rank_fails_the_stage_clearly_and_the_rerun_resumes(pipeline_repo):
+    repo = pipeline_repo
+    run(["dvc", "repro", "encode_latents"], repo)
+    _set(repo, **{"runtime.nproc": 2, "runtime.threads": 1, "train.operator.epochs": 60, "train.operator.patience": 1000})
+    cmd = [sys.executable, "stages/train_operator.py", "--data", "data/burgers", "--latents", "data/latents", "--autoencoder", "checkpoints/autoencoder.pt",
+           "--checkpoint", "checkpoints/operator.pt", "--plots", "metrics/train_operator/epochs.tsv", "--metrics", "metrics/train_operator/summary.json"]
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    resume = repo / "scratch" / "train_operator" / "resume.pt"
+    deadline = time.time() + 300
+    while not resume.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert resume.exists(), proc.communicate()
+    time.sleep(0.5)
+    victims = _rank_pids(1)
+    assert victims, "rank 1 not found"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1
+    assert "train_operator: error: a training process failed" in stderr and "rerun the stage to resume" in stderr
+    assert resume.exists()
+
+    rerun = subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "train_operator: resuming from epoch" in rerun.stdout
