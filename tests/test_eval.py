@@ -57,7 +57,7 @@ def test_fourier_bands(k, band, modes):
 
 
 GATE = GateConfig(method="diffusion", max_nrmse=0.2, max_ratio_to_persistence=0.5, min_improvement=0.05)
-SMALL = {"proxy": {"nrmse": 0.05, "passed": True, "failures": []}}
+SMALL = {"proxy": {"nrmse": 0.05, "ratio_to_persistence": 0.1, "passed": True, "failures": []}}
 
 
 def _full(nrmse_value, persistence=1.0):
@@ -74,8 +74,8 @@ def test_gate_checks_and_champion():
     assert v["passed"] and v["checks"]["improvement"]["value"] == pytest.approx(0.5)
     v = decide(GATE, SMALL, _full(0.3, persistence=0.4), None, "x")
     assert {f.split(":")[0] for f in v["failures"]} == {"max_nrmse", "max_ratio_to_persistence"}
-    skipped = {"skipped": True, "reason": "the proxy gate (eval_small) failed: max_nrmse: 0.6 vs 0.2"}
-    v = decide(GATE, {"proxy": {"nrmse": 0.6, "passed": False, "failures": ["max_nrmse: 0.6 vs 0.2"]}}, skipped, None, "x")
+    skipped = {"skipped": True, "reason": "the proxy gate (eval_small) failed: max_ratio_to_persistence: 1.2 vs 0.5"}
+    v = decide(GATE, {"proxy": {"nrmse": 0.6, "ratio_to_persistence": 1.2, "passed": False, "failures": ["max_ratio_to_persistence: 1.2 vs 0.5"]}}, skipped, None, "x")
     assert not v["passed"] and "eval_full skipped" in v["failures"][0] and "proxy gate" in v["failures"][0]
 
 

@@ -2,7 +2,8 @@
 
 Checks, each recorded with its value, threshold and verdict:
 
-- `proxy`: the proxy gate of `eval_small` passed (operator on val, short horizon, same thresholds);
+- `proxy`: the proxy gate of `eval_small` passed (operator on val, short horizon: its nRMSE /
+  persistence's ≤ `gate.max_ratio_to_persistence`);
 - `max_nrmse`: the headline nRMSE (method `gate.method`, test split, full horizon) ≤ `gate.max_nrmse`;
 - `max_ratio_to_persistence`: headline nRMSE / persistence's ≤ `gate.max_ratio_to_persistence`;
 - `improvement`: (champion − candidate) / champion ≥ `gate.min_improvement`, where the champion is the
@@ -24,7 +25,7 @@ from ups.config import GateConfig
 
 
 RULES = {
-    "proxy": "eval_small: the operator on val passes max_nrmse and max_ratio_to_persistence",
+    "proxy": "eval_small: the operator's nRMSE / persistence's on val ≤ gate.max_ratio_to_persistence",
     "max_nrmse": "nRMSE ≤ gate.max_nrmse",
     "max_ratio_to_persistence": "nRMSE / persistence's ≤ gate.max_ratio_to_persistence",
     "improvement": "(champion − candidate) / champion ≥ gate.min_improvement",
@@ -66,7 +67,7 @@ def committed_json(path: Path | str, rev: str = "HEAD", cwd: Path | str = ".") -
 def decide(gate: GateConfig, small: dict, full: dict, champion: dict | None, champion_source: str) -> dict:
     """The verdict and every check, from the two evaluation reports and the champion's report."""
     proxy = small["proxy"]
-    checks = {"proxy": check(proxy["nrmse"], gate.max_nrmse, proxy["passed"])}
+    checks = {"proxy": check(proxy["ratio_to_persistence"], gate.max_ratio_to_persistence, proxy["passed"])}
     out: dict = {"method": gate.method}
     if full.get("skipped"):
         out["skipped_reason"] = full["reason"]

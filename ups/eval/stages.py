@@ -27,7 +27,8 @@ PER_FRAME_COLUMNS = ("persistence", "solver", "operator", "diffusion", "consiste
 
 
 def eval_small(cfg: Config, data_dir: Path, autoencoder: Path, operator: Path, out: Path) -> dict:
-    """The operator and persistence on val, `eval.small.horizon` frames after `eval.history` inputs."""
+    """The operator and persistence on val, `eval.small.horizon` frames after `eval.history` inputs;
+    the proxy passes when the operator's nRMSE / persistence's ≤ `gate.max_ratio_to_persistence`."""
     device = pick_device(cfg.runtime)
     traj = load_split(data_dir, "val", cfg.data)
     h, steps, b = cfg.eval.history, cfg.eval.small.horizon, cfg.eval.batch_size
@@ -36,7 +37,9 @@ def eval_small(cfg: Config, data_dir: Path, autoencoder: Path, operator: Path, o
     preds = {"persistence": ev.persistence(u_in, steps), "operator": ev.operator(sim, u_in, x, nu, steps, b, device)}
     methods = {name: ev.method_report(p, truth, b, device) for name, p in preds.items()}
     op, pers = methods["operator"]["nrmse"], methods["persistence"]["nrmse"]
-    checks = absolute_checks(cfg.gate, op, pers)
+    # The proxy rejects candidates no better than copying frames forward, before the full evaluation
+    # spends its time; the absolute ceiling is for the full-horizon headline only (the gate stage).
+    checks = {"max_ratio_to_persistence": absolute_checks(cfg.gate, op, pers)["max_ratio_to_persistence"]}
     report = {
         "split": "val",
         "trajectories": len(u_in),

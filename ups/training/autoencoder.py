@@ -14,7 +14,7 @@ from ups.eval.metrics import nrmse_per_frame
 from ups.inference.loading import autoencoder_spec, build_autoencoder
 from ups.io import write_json_atomic
 from ups.training import checkpoint as ckpt
-from ups.training.loop import Task, fit, shuffled_batches
+from ups.training.loop import Task, fit, shuffled_batches, stage_device
 from ups.training.registry import Probe, register
 
 STAGE = "train_autoencoder"
@@ -40,8 +40,9 @@ def roundtrip_nrmse(model, u: torch.Tensor, x: torch.Tensor, batch: int = 512) -
 def train_autoencoder(cfg: Config, data_dir: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
     data_dir = Path(data_dir)
     stats = Normalization.load(stats_path(data_dir))
-    u_train, x = fields(data_dir, "train", cfg)
-    u_val, _ = fields(data_dir, "val", cfg)
+    dev = stage_device(cfg.runtime)  # the data lives where the model trains
+    u_train, x = (t.to(dev) for t in fields(data_dir, "train", cfg))
+    u_val = fields(data_dir, "val", cfg)[0].to(dev)
     spec = autoencoder_spec(cfg, stats.mean, stats.std)
     torch.manual_seed(cfg.train.autoencoder.seed)
     model = build_autoencoder(spec)
@@ -49,7 +50,7 @@ def train_autoencoder(cfg: Config, data_dir: Path, checkpoint_out: Path, plots_o
     inv_var = 1.0 / stats.std**2
 
     def loss(m, idx, gen):
-        u = u_train[idx].to(x.device)
+        u = u_train[idx.to(dev)]
         return ((m(u, x) - u) ** 2).mean() * inv_var  # MSE in normalised units
 
     task = Task(

@@ -24,8 +24,8 @@ from ups.io import write_json_atomic
 from ups.models.diffusion import SIGMA_MAX, ConsistencyStudent
 from ups.training import checkpoint as ckpt
 from ups.training import diff_residual
-from ups.training.latents import latents_path, load_latents
-from ups.training.loop import Task, fit, shuffled_batches
+from ups.training.latents import latents_path, load_latents_to
+from ups.training.loop import Task, fit, shuffled_batches, stage_device
 from ups.training.registry import Probe, register
 
 STAGE = "train_consistency_distill"
@@ -67,22 +67,24 @@ def distillation_loss(student, teacher, c: torch.Tensor, dt: torch.Tensor, nu: t
     start = SIGMA_MAX * torch.randn(c.shape, generator=gen).to(c)
     states, target = teacher.teacher_trajectory(c, dt, nu, start)
     k = torch.randint(0, len(states), (c.shape[0],), generator=gen)
-    x = torch.stack(states)[k, torch.arange(c.shape[0])]
+    k = k.to(c.device)
+    x = torch.stack(states)[k, torch.arange(c.shape[0], device=c.device)]
     return ((student(x, teacher.levels[k], c, dt, nu) - target) ** 2).mean()
 
 
 def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, operator: Path, teacher_path: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
-    op, _ = load_operator(operator)
-    ae = load_autoencoder(autoencoder)
-    teacher = diff_residual.load(teacher_path)
+    dev = stage_device(cfg.runtime)  # the data lives where the model trains
+    op, _ = load_operator(operator, dev)
+    ae = load_autoencoder(autoencoder, dev)
+    teacher = diff_residual.load(teacher_path).to(dev)
     teacher.nfe = len(teacher.levels)
     for p in teacher.parameters():
         p.requires_grad_(False)
-    train, val = load_latents(latents_dir, "train"), load_latents(latents_dir, "val")
+    train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
     z_op, _, nus = diff_residual.one_step_pairs(op, train["z"], train["nu"], cfg.data.dt)
     vz_op, _, vnus = diff_residual.one_step_pairs(op, val["z"], val["nu"], cfg.data.dt)
     c_n, vc_n = op.normalize(z_op), op.normalize(vz_op)
-    dts, vdts = torch.full((len(c_n),), cfg.data.dt), torch.full((len(vc_n),), cfg.data.dt)
+    dts, vdts = torch.full((len(c_n),), cfg.data.dt, device=dev), torch.full((len(vc_n),), cfg.data.dt, device=dev)
     torch.manual_seed(cfg.train.consistency.seed)
     s = spec(cfg)
     student = build(s)
@@ -97,7 +99,7 @@ def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencode
     task = Task(
         stage=STAGE, model=student, training=t, steps_per_epoch=-(-len(c_n) // t.batch_size),
         batches=lambda epoch, gen: shuffled_batches(len(c_n), t.batch_size, gen),
-        loss=lambda m, idx, gen: distillation_loss(m, teacher, c_n[idx], dts[idx], nus[idx], gen),
+        loss=lambda m, idx, gen: distillation_loss(m, teacher, c_n[idx.to(dev)], dts[idx.to(dev)], nus[idx.to(dev)], gen),
         validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s), plots_path=Path(plots_out),
         fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "consistency": asdict(cfg.consistency), "diffusion": asdict(cfg.diffusion), "train": asdict(t), "runtime": asdict(cfg.runtime)}, [latents_path(latents_dir, "train"), operator, teacher_path]),
         scratch=Path(scratch), log_config={"consistency": asdict(cfg.consistency), "train": asdict(t)},
@@ -107,7 +109,7 @@ def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencode
     with torch.no_grad():
         summary["val_zero_student_loss"] = float(distillation_loss(lambda x, sigma, c, dt, nu: torch.zeros_like(x), teacher, vc_n, vdts, vnus, torch.Generator().manual_seed(0)))
     val_traj = load_split(data_dir, "val", cfg.data)
-    u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
+    u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
     sim = Simulator(ae, op, cfg.data.dt)
     h, steps = sim.history, u_val.shape[1] - sim.history
     truth = u_val[:, h:]

@@ -23,8 +23,8 @@ from ups.inference.stochastic import corrected_rollout
 from ups.io import write_json_atomic
 from ups.models.diffusion import DiffusionResidual
 from ups.training import checkpoint as ckpt
-from ups.training.latents import latents_path, load_latents
-from ups.training.loop import Task, fit, shuffled_batches
+from ups.training.latents import latents_path, load_latents_to
+from ups.training.loop import Task, fit, shuffled_batches, stage_device
 from ups.training.registry import Probe, register
 
 STAGE = "train_diff_residual"
@@ -38,7 +38,7 @@ def one_step_pairs(op, z: torch.Tensor, nu: torch.Tensor, dt: float, batch: int 
     windows = windows.permute(0, 1, 4, 2, 3).reshape(-1, h, *z.shape[2:])
     target = z[:, h:].reshape(-1, *z.shape[2:])
     nus = nu.repeat_interleave(z.shape[1] - h)
-    preds = [op(windows[i : i + batch], torch.full((len(windows[i : i + batch]),), dt), nus[i : i + batch]) for i in range(0, len(windows), batch)]
+    preds = [op(windows[i : i + batch], torch.full((len(windows[i : i + batch]),), dt, device=z.device), nus[i : i + batch]) for i in range(0, len(windows), batch)]
     return torch.cat(preds), target, nus
 
 
@@ -72,9 +72,10 @@ def stochastic_val_report(sim: Simulator, corrector, val: dict, u_val: torch.Ten
 
 
 def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, operator: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
-    op, _ = load_operator(operator)
-    ae = load_autoencoder(autoencoder)
-    train, val = load_latents(latents_dir, "train"), load_latents(latents_dir, "val")
+    dev = stage_device(cfg.runtime)  # the data lives where the model trains
+    op, _ = load_operator(operator, dev)
+    ae = load_autoencoder(autoencoder, dev)
+    train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
     z_op, target, nus = one_step_pairs(op, train["z"], train["nu"], cfg.data.dt)
     vz_op, vtarget, vnus = one_step_pairs(op, val["z"], val["nu"], cfg.data.dt)
     residual, vresidual = target - z_op, vtarget - vz_op
@@ -82,12 +83,14 @@ def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoenco
     s = spec(cfg)
     model = build(s)
     model.r_std.copy_(residual.std(dim=(0, 1)).clamp_min(1e-8))
+    model.to(dev)
     r_n, vr_n = residual / model.r_std, vresidual / model.r_std
     c_n, vc_n = op.normalize(z_op), op.normalize(vz_op)
-    dts, vdts = torch.full((len(r_n),), cfg.data.dt), torch.full((len(vr_n),), cfg.data.dt)
+    dts, vdts = torch.full((len(r_n),), cfg.data.dt, device=dev), torch.full((len(vr_n),), cfg.data.dt, device=dev)
     t = cfg.train.diff_residual
 
     def loss(m, idx, gen):
+        idx = idx.to(dev)
         return m.loss(r_n[idx], c_n[idx], dts[idx], nus[idx], gen)
 
     def validate(m):
@@ -107,7 +110,7 @@ def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoenco
     model.eval()
     model.nfe = len(model.levels)
     val_traj = load_split(data_dir, "val", cfg.data)
-    u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
+    u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
     summary.update(stochastic_val_report(Simulator(ae, op, cfg.data.dt), model, val, u_val, x, cfg.diffusion.ensemble, t.seed))
     summary["nfe_per_step"] = 1 + len(model.levels)
     write_json_atomic(metrics_out, summary)

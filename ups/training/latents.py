@@ -17,6 +17,11 @@ from ups.training.checkpoint import save_atomic
 SPLITS = ("train", "val")
 
 
+def load_latents_to(latents_dir: Path | str, split: str, device: torch.device) -> dict:
+    """`load_latents`, its tensors on `device` (where the stage trains)."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in load_latents(latents_dir, split).items()}
+
+
 def latents_path(latents_dir: Path | str, split: str) -> Path:
     return Path(latents_dir) / f"{split}.pt"
 

@@ -34,6 +34,9 @@ from ups.training.optim import EMA, build_optimizer, warmup_cosine
 from ups.training.tracking import EpochLog
 
 
+SYNC_EVERY = 32  # batches between host read-backs on a GPU
+
+
 class Interrupted(StageError):
     """Training was stopped by a signal; its resume state is saved."""
 
@@ -61,6 +64,14 @@ def pick_device(runtime: RuntimeConfig) -> torch.device:
     if runtime.device in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
     return torch.device("cpu")
+
+
+def stage_device(runtime: RuntimeConfig) -> torch.device:
+    """The device this process trains on: `fit` moves the model there, and stages put their data there
+    (one GPU per torchrun rank; the CPU otherwise)."""
+    device = pick_device(runtime)
+    ctx = distributed.context()
+    return torch.device("cuda", ctx.local_rank) if device.type == "cuda" and ctx.active else device
 
 
 def seed_everything(seed: int, device: torch.device) -> None:
@@ -147,37 +158,55 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
             resume_file,
         )
 
+    # On a GPU the host reads losses back every SYNC_EVERY batches only, so the device never waits
+    # for Python; on CPU every batch, so a non-finite loss stops the stage before its update.
+    sync_every = 1 if device.type == "cpu" else SYNC_EVERY
+
+    def nonfinite_message(what: str, value: float, epoch: int, where: str, consequence: str) -> str:
+        return (
+            f"{task.stage}: {what} is {value} at epoch {epoch + 1}, {where}{f' (rank {ctx.rank})' if ctx.active else ''}; {consequence}. "
+            f"The last good resume state is {resume_file if resume_file.exists() else 'not written yet (no epoch finished)'}. "
+            f"Lower train.*.lr or check the data (`dvc repro validate`)."
+        )
+
     started = time.perf_counter() - state["seconds"]
     with _StopOnSignal() as stop:
         for epoch in range(state["epoch"], t.epochs):
             model.train()
             batches = list(task.batches(epoch, torch.Generator().manual_seed(t.seed * 7919 + epoch)))
             bar = tqdm(total=len(batches), initial=state["batch"], desc=f"{task.stage} {epoch + 1}/{t.epochs}", unit="batch", dynamic_ncols=True, leave=False, mininterval=1.0, disable=not ctx.main)
+            pending: list[torch.Tensor] = []  # losses (and gradient norms) not yet read back to the host
             for b in range(state["batch"], len(batches)):
                 gen = batch_generator(t.seed, epoch, b)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                     loss = task.loss(step_model, distributed.shard(batches[b], ctx), gen)
-                if not torch.isfinite(loss):
-                    raise StageError(
-                        f"{task.stage}: loss is {loss.item()} at epoch {epoch + 1}, batch {b + 1}{f' (rank {ctx.rank})' if ctx.active else ''}; stopped before the "
-                        f"update. The last good resume state is {resume_file if resume_file.exists() else 'not written yet (no epoch finished)'}. "
-                        f"Lower train.*.lr or check the data (`dvc repro validate`)."
-                    )
+                if sync_every == 1 and not torch.isfinite(loss):
+                    raise StageError(nonfinite_message("loss", loss.item(), epoch, f"batch {b + 1}", "stopped before the update"))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 distributed.average_gradients(params, ctx)
                 if t.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-                    if not torch.isfinite(norm):
-                        raise StageError(f"{task.stage}: gradient norm is {norm.item()} at epoch {epoch + 1}, batch {b + 1}; lower train.*.lr")
+                    if sync_every == 1 and not torch.isfinite(norm):
+                        raise StageError(nonfinite_message("gradient norm", norm.item(), epoch, f"batch {b + 1}", "stopped before the update"))
+                    pending.append(norm.detach().float() * 0.0)  # contributes its finiteness only
                 optimizer.step()
                 scheduler.step()
                 ema.update(model)
-                state["running"][0] += loss.item()
-                state["running"][1] += 1
+                pending.append(loss.detach().float())
                 state["batch"] = b + 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss.item():.3e}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
+                if state["batch"] % sync_every and state["batch"] != len(batches):
+                    continue
+                # One read-back per `sync_every` batches (every batch on CPU): running loss, guard, signals.
+                values = torch.stack(pending).cpu()
+                pending.clear()
+                if not torch.isfinite(values).all():
+                    raise StageError(nonfinite_message("loss or gradient norm", float("nan"), epoch, f"batches {b + 2 - sync_every}…{b + 1}", "weights since then are not saved"))
+                losses = values[1::2] if t.grad_clip > 0 else values
+                state["running"][0] += float(losses.sum())
+                state["running"][1] += len(losses)
+                bar.set_postfix(loss=f"{float(losses[-1]):.3e}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
                 if distributed.any_rank(stop.signal is not None, ctx, device):
                     state["seconds"] = time.perf_counter() - started
                     save_resume()

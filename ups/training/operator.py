@@ -20,8 +20,8 @@ from ups.inference.loading import build_operator, load_autoencoder, operator_spe
 from ups.inference.rollout import Simulator
 from ups.io import write_json_atomic
 from ups.training import checkpoint as ckpt
-from ups.training.latents import latents_path, load_latents
-from ups.training.loop import Task, fit
+from ups.training.latents import latents_path, load_latents_to
+from ups.training.loop import Task, fit, stage_device
 from ups.training.registry import Probe, register
 
 STAGE = "train_operator"
@@ -48,7 +48,7 @@ def rollout_loss(model, zn: torch.Tensor, nu: torch.Tensor, dt: float, history: 
     physical units, the quantity evaluation measures.
     """
     window = zn[:, :history]
-    dts = torch.full((zn.shape[0],), dt, dtype=zn.dtype)
+    dts = torch.full((zn.shape[0],), dt, dtype=zn.dtype, device=zn.device)
     losses = []
     for r in range(zn.shape[1] - history):
         pred = model.step(window, dts, nu)
@@ -68,15 +68,15 @@ def val_rollout_nrmse(sim: Simulator, z_val: torch.Tensor, nu: torch.Tensor, u_v
 
 
 def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
-    train = load_latents(latents_dir, "train")
-    val = load_latents(latents_dir, "val")
-    ae = load_autoencoder(autoencoder)
+    dev = stage_device(cfg.runtime)  # the data lives where the model trains
+    train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
+    ae = load_autoencoder(autoencoder, dev)
     val_traj = load_split(data_dir, "val", cfg.data)
-    u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
+    u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
     if abs(train["dt"] - cfg.data.dt) > 1e-6:
         raise FileNotFoundError(f"{latents_path(latents_dir, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`")
 
-    u_train = torch.from_numpy(load_split(data_dir, "train", cfg.data).u)
+    u_train = torch.from_numpy(load_split(data_dir, "train", cfg.data).u).to(dev)
     decoder = ae.decoder
     for p in decoder.parameters():
         p.requires_grad_(False)
@@ -87,7 +87,7 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
     model = build_operator(spec)
     z = train["z"]
     model.set_latent_stats(z.mean(dim=(0, 1, 2)), z.std(dim=(0, 1, 2)).clamp_min(1e-6))
-    zn_train = model.normalize(z)
+    zn_train = model.to(dev).normalize(z)
     nu_train = train["nu"]
     t = cfg.train.operator
     h, r = cfg.operator.history, t.rollout
@@ -99,8 +99,9 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
         return [pairs[i : i + t.batch_size] for i in range(0, len(pairs), t.batch_size)]
 
     def loss(m, pairs, gen):
+        pairs = pairs.to(dev)
         idx = pairs[:, :1] + torch.zeros_like(pairs[:, :1])
-        frames = pairs[:, 1:2] + torch.arange(length)[None, :]
+        frames = pairs[:, 1:2] + torch.arange(length, device=dev)[None, :]
         physical = (decoder, x, u_train[idx, frames], inv_var, t.physical_weight) if t.physical_weight > 0 else None
         return rollout_loss(m, zn_train[idx, frames], nu_train[pairs[:, 0]], cfg.data.dt, h, physical)
 

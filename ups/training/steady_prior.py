@@ -18,8 +18,8 @@ from ups.inference.loading import load_autoencoder
 from ups.io import write_json_atomic
 from ups.models.steady_prior import SteadyPrior
 from ups.training import checkpoint as ckpt
-from ups.training.latents import latents_path, load_latents
-from ups.training.loop import Task, fit, shuffled_batches
+from ups.training.latents import latents_path, load_latents_to
+from ups.training.loop import Task, fit, shuffled_batches, stage_device
 from ups.training.registry import Probe, register
 
 STAGE = "train_steady_prior"
@@ -42,23 +42,25 @@ def load(path: Path | str) -> tuple[SteadyPrior, dict]:
 
 @torch.no_grad()
 def terminal_nrmse(model: SteadyPrior, ae, z0: torch.Tensor, nu: torch.Tensor, horizon: float, u_final: torch.Tensor, x: torch.Tensor) -> float:
-    pred = model(z0, nu, torch.full((len(z0),), horizon))
+    pred = model(z0, nu, torch.full((len(z0),), horizon, device=z0.device))
     return nrmse(ae.decoder(pred, x), u_final)
 
 
 def train_steady_prior(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
-    ae = load_autoencoder(autoencoder)
-    train, val = load_latents(latents_dir, "train"), load_latents(latents_dir, "val")
+    dev = stage_device(cfg.runtime)  # the data lives where the model trains
+    ae = load_autoencoder(autoencoder, dev)
+    train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
     val_traj = load_split(data_dir, "val", cfg.data)
-    u_val, x = torch.from_numpy(val_traj.u), torch.from_numpy(val_traj.x)
+    u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
     torch.manual_seed(cfg.train.steady_prior.seed)
     s = spec(cfg)
     model = build(s)
     z = train["z"]
     model.z_mean.copy_(z.mean(dim=(0, 1, 2)))
     model.z_std.copy_(z.std(dim=(0, 1, 2)).clamp_min(1e-6))
+    model.to(dev)
     zn0, znT = (z[:, 0] - model.z_mean) / model.z_std, (z[:, -1] - model.z_mean) / model.z_std
-    horizon = torch.full((len(z),), cfg.data.t_final)
+    horizon = torch.full((len(z),), cfg.data.t_final, device=dev)
     t = cfg.train.steady_prior
 
     def validate(m):
@@ -68,7 +70,7 @@ def train_steady_prior(cfg: Config, data_dir: Path, latents_dir: Path, autoencod
     task = Task(
         stage=STAGE, model=model, training=t, steps_per_epoch=-(-len(z) // t.batch_size),
         batches=lambda epoch, gen: shuffled_batches(len(z), t.batch_size, gen),
-        loss=lambda m, idx, gen: ((m.step(zn0[idx], train["nu"][idx], horizon[idx]) - znT[idx]) ** 2).mean(),
+        loss=lambda m, idx, gen: ((m.step(zn0[idx.to(dev)], train["nu"][idx.to(dev)], horizon[idx.to(dev)]) - znT[idx.to(dev)]) ** 2).mean(),
         validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s), plots_path=Path(plots_out),
         fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "steady_prior": asdict(cfg.steady_prior), "train": asdict(t), "runtime": asdict(cfg.runtime), "t_final": cfg.data.t_final}, [latents_path(latents_dir, "train"), latents_path(latents_dir, "val"), autoencoder]),
         scratch=Path(scratch), log_config={"steady_prior": asdict(cfg.steady_prior), "train": asdict(t)},

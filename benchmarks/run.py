@@ -1,0 +1,286 @@
+"""Reproducible benchmarks of UPS (SPEC §15): one command, results as JSON, tables regenerated from them.
+
+    python -m benchmarks.run            # default params: the full pipeline, ~45 min on 2 CPU cores
+    python -m benchmarks.run --quick    # a small configuration, < 15 min on 2 CPU cores
+    python -m benchmarks.run --workdir DIR --reuse   # benchmark a pipeline that already ran in DIR
+
+Writes `benchmarks/results/<mode>-{pipeline,quality,speed,scaling}.json` and `<mode>-scaling.png`,
+then rewrites the tables of `benchmarks/README.md` from every results file present. Every timing is
+measured in this one run on this machine; compare ratios, not absolute numbers across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "ups", "experiments", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
+
+# --quick: the default model shapes, less data and fewer epochs, so the whole run fits in 15 minutes.
+QUICK = {
+    "data.splits.train": 48, "data.splits.val": 16, "data.splits.test": 16,
+    "train.autoencoder.epochs": 2, "train.operator.epochs": 2, "train.diff_residual.epochs": 2,
+    "train.consistency.epochs": 1, "train.steady_prior.epochs": 5, "diffusion.ensemble": 2, "ttc.candidates": 2,
+}
+PROTOCOLS = {"1-frame": 1, "PDEBench (10 input frames)": 10}
+
+
+def sh(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**__import__("os").environ, "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(cwd)}
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"benchmark: `{' '.join(cmd)}` failed in {cwd}:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def make_workdir(workdir: Path, overrides: dict) -> None:
+    from ups.config import apply_overrides, load_raw
+
+    workdir.mkdir(parents=True)
+    for name in PIPELINE_FILES:
+        src, dst = ROOT / name, workdir / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+    (workdir / "params.yaml").write_text(yaml.safe_dump(apply_overrides(load_raw(ROOT / "params.yaml"), overrides), sort_keys=False))
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "-c", "user.name=bench", "-c", "user.email=bench@ups.invalid", "commit", "-qm", "benchmark"]):
+        sh(cmd, workdir)
+
+
+def stage_names(workdir: Path) -> list[str]:
+    return list(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"])
+
+
+def run_pipeline(workdir: Path) -> dict:
+    """Each stage through `dvc repro -s` in pipeline order, with its wall time and peak memory."""
+    probe = "import resource, subprocess, sys, time; t = time.perf_counter(); rc = subprocess.run(sys.argv[1:]).returncode; print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
+    stages = {}
+    for name in stage_names(workdir):
+        out = sh([sys.executable, "-c", probe, sys.executable, "-m", "dvc", "repro", "-s", name], workdir).stdout.strip().splitlines()[-1].split()
+        stages[name] = {"seconds": round(float(out[0]), 1), "peak_rss_mb": round(int(out[1]) / 1024, 1)}
+        print(f"  {name}: {stages[name]['seconds']} s, peak RSS {stages[name]['peak_rss_mb']} MB", flush=True)
+    return {"stages": stages, "end_to_end_seconds": round(sum(s["seconds"] for s in stages.values()), 1)}
+
+
+def noop_overhead(workdir: Path, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = sh([sys.executable, "-m", "dvc", "repro"], workdir).stdout
+        times.append(time.perf_counter() - t)
+        assert "Running stage" not in out, "the pipeline was not up to date"
+    return round(float(np.median(times)), 2)
+
+
+def throughput(workdir: Path) -> dict:
+    """Training samples per second of each training stage, from its summary and validate's sizes."""
+    sizes = json.loads((workdir / "metrics" / "validate.json").read_text())["models"]
+    out = {}
+    for stage, m in sizes.items():
+        path = workdir / "metrics" / stage / "summary.json"
+        if path.exists():
+            s = json.loads(path.read_text())
+            samples = s["epochs_run"] * m["steps_per_epoch"] * m["batch_size"]
+            out[stage] = {"samples_per_second": round(samples / max(s["train_seconds"], 1e-9), 1), "train_seconds": s["train_seconds"], "epochs": s["epochs_run"]}
+    return out
+
+
+def _timed(fn, repeats: int = 1):
+    fn()  # warm-up
+    t = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    return out, (time.perf_counter() - t) / repeats
+
+
+def quality_and_speed(workdir: Path, fno_budget: float) -> tuple[dict, dict]:
+    from ups.config import load_config
+    from ups.data.dataset import load_split
+    from ups.data.solver import solve
+    from ups.eval import evaluate as ev
+    from ups.eval.metrics import nrmse, nrmse_per_frame, pdebench_metrics
+    from ups.inference.rollout import Simulator
+    from ups.training import consistency, diff_residual
+
+    from benchmarks import fno as fno_mod
+
+    cfg = load_config(workdir / "params.yaml")
+    data, ck = workdir / "data" / "burgers", workdir / "checkpoints"
+    test, train, val = (load_split(data, s, cfg.data) for s in ("test", "train", "val"))
+    x = torch.from_numpy(test.x)
+    sim = Simulator.from_checkpoints(ck / "autoencoder.pt", ck / "operator.pt")
+    diffusion, student = diff_residual.load(ck / "diff_residual.pt"), consistency.load(ck / "consistency.pt")
+    dev = torch.device("cpu")
+
+    print(f"  FNO: training for {fno_budget:.0f} s (the UPS training stages' total)", flush=True)
+    fno_model, fno_log = fno_mod.train(torch.from_numpy(train.u), torch.from_numpy(val.u), x, fno_budget)
+
+    quality = {"fno_training": fno_log, "ups_method": cfg.gate.method, "protocols": {}}
+    b = 64
+    for label, h in PROTOCOLS.items():
+        u_in, truth, _, nu = ev.split_inputs(test, h)
+        steps = truth.shape[1]
+        preds = {
+            "persistence": ev.persistence(u_in, steps),
+            "solver": ev.numerical_solver(u_in, nu, test.t, h, cfg, b),
+            "UPS operator": ev.operator(sim, u_in, x, nu, steps, b, dev),
+        }
+        if cfg.gate.method in ("diffusion", "consistency"):
+            corrector = diffusion if cfg.gate.method == "diffusion" else student
+            preds[f"UPS {cfg.gate.method}"] = ev.ensemble(cfg.gate.method, sim, corrector, cfg.diffusion.ensemble, u_in, x, nu, steps, b, dev)
+        t0 = time.perf_counter()
+        fno_pred = fno_model.rollout(u_in[:, -1], steps, b)
+        preds["FNO"] = ev.Prediction("FNO", fno_pred, time.perf_counter() - t0)
+        rows = {name: {**{k: v for k, v in pdebench_metrics(p.prediction, truth).items() if k in ("nrmse", "rmse", "max_error", "frmse_low", "frmse_high")}, "ms_per_trajectory": 1e3 * p.seconds / len(truth)} for name, p in preds.items()}
+        curves = {name: nrmse_per_frame(p.prediction.double(), truth.double()).mean(0).tolist() for name, p in preds.items()}
+        best_ups = min((n for n in rows if n.startswith("UPS")), key=lambda n: rows[n]["nrmse"])
+        quality["protocols"][label] = {"input_frames": h, "frames_predicted": steps, "trajectories": len(truth), "rows": rows, "per_frame": curves, "ups_best": best_ups, "ups_over_fno": rows[best_ups]["nrmse"] / rows["FNO"]["nrmse"]}
+
+    # Speed: inference ms per trajectory (batch 64, CPU), and the solver on coarser grids for matched error.
+    h = 1
+    u_in, truth, _, nu = ev.split_inputs(test, h)
+    steps = truth.shape[1]
+    n = min(len(truth), 64)
+    speed = {"batch_size": 64, "device": "cpu", "threads": torch.get_num_threads(), "trajectories": n, "inference_ms_per_trajectory": {}}
+    timings = {
+        "UPS operator": lambda: sim.rollout(u_in[:n], x, nu[:n], steps),
+        "UPS diffusion (1 sample path)": lambda: ev.ensemble("d", sim, diffusion, 1, u_in[:n], x, nu[:n], steps, 64, dev).prediction,
+        "UPS consistency (1 sample path)": lambda: ev.ensemble("c", sim, student, 1, u_in[:n], x, nu[:n], steps, 64, dev).prediction,
+        "FNO": lambda: fno_model.rollout(u_in[:n, -1], steps, 64),
+    }
+    for name, fn in timings.items():
+        _, sec = _timed(fn)
+        speed["inference_ms_per_trajectory"][name] = round(1e3 * sec / n, 3)
+    solver_rows = []
+    t_out = np.asarray(test.t) - float(test.t[0])
+    for factor in (1, 2, 4, 8):
+        grid = test.u.shape[-1] // factor
+        u0 = test.u[:n, 0, ::factor].astype(np.float64)
+        (sol, sec) = _timed(lambda: solve(u0, float(test.nu[0]), t_out, length=cfg.data.length, cfl=cfg.data.solver.cfl))
+        coarse_truth = truth[:n, :, ::factor]
+        err = nrmse(torch.from_numpy(sol[:, 1:]).float(), coarse_truth)
+        solver_rows.append({"grid": grid, "nrmse": err, "ms_per_trajectory": round(1e3 * sec / n, 3)})
+    speed["solver_by_grid"] = solver_rows
+    ups_err = quality["protocols"]["1-frame"]["rows"]["UPS operator"]["nrmse"]
+    matched = [r for r in solver_rows if r["nrmse"] <= ups_err]
+    speed["solver_at_matched_error"] = min(matched, key=lambda r: r["ms_per_trajectory"]) if matched else None
+    speed["ups_operator_nrmse"] = ups_err
+    return quality, speed
+
+
+def scaling(cfg_path: Path, quick: bool) -> dict:
+    """Training seconds per epoch (probe: seconds per batch × batches) and inference ms per trajectory
+    as latent.tokens, latent.dim and the grid grow, with random weights (cost does not depend on them)."""
+    from ups.config import load_config
+    from ups.inference.loading import build_autoencoder, build_operator, autoencoder_spec, operator_spec
+    from ups.inference.rollout import Simulator
+    from ups.training.dry_run import _time_step
+    from ups.training.registry import PROBES
+
+    axes = {"latent.tokens": [8, 16, 32], "latent.dim": [16, 32, 64], "data.grid": [128, 256, 512]}
+    out = {}
+    for key, values in axes.items():
+        rows = []
+        for v in values:
+            over = {key: v}
+            if key == "data.grid":
+                over["data.solver.grid"] = max(1024, 2 * v)
+            cfg = load_config(cfg_path, over)
+            data_summary = {"trajectories": {"train": cfg.data.splits.train}, "frames": cfg.data.frames}
+            train_s = 0.0
+            for stage in ("train_autoencoder", "train_operator"):
+                probe = PROBES[stage]
+                _, sec = _time_step(cfg, probe)
+                train_s += sec * probe.steps_per_epoch(cfg, data_summary)
+            torch.manual_seed(0)
+            sim = Simulator(build_autoencoder(autoencoder_spec(cfg, 0.0, 1.0)), build_operator(operator_spec(cfg)), cfg.data.dt)
+            n, steps = (16 if quick else 64), cfg.data.frames - 1
+            u0 = torch.randn(n, 1, cfg.data.grid) * 0.5
+            xs = torch.arange(cfg.data.grid) / cfg.data.grid
+            _, sec = _timed(lambda: sim.rollout(u0, xs, torch.full((n,), 0.01), steps))
+            rows.append({"value": v, "train_seconds_per_epoch": round(train_s, 2), "inference_ms_per_trajectory": round(1e3 * sec / n, 3)})
+            print(f"  {key}={v}: {rows[-1]}", flush=True)
+        out[key] = rows
+    return out
+
+
+def scaling_png(scale: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(scale), figsize=(4 * len(scale), 3.2), constrained_layout=True)
+    for ax, (key, rows) in zip(axes, scale.items()):
+        v = [r["value"] for r in rows]
+        ax.plot(v, [r["train_seconds_per_epoch"] for r in rows], "o-", label="training s/epoch (AE + operator)")
+        ax2 = ax.twinx()
+        ax2.plot(v, [r["inference_ms_per_trajectory"] for r in rows], "s--", color="C1", label="inference ms/trajectory")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel(key)
+        ax.set_ylabel("s / epoch")
+        ax2.set_ylabel("ms / trajectory")
+        ax.set_title(key)
+        if ax is axes[0]:
+            ax.legend(loc="upper left", fontsize=7)
+            ax2.legend(loc="lower right", fontsize=7)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="a small configuration (< 15 min on 2 cores)")
+    ap.add_argument("--workdir", type=Path, default=None, help="where the pipeline runs (default: a fresh folder under /tmp)")
+    ap.add_argument("--reuse", action="store_true", help="benchmark the pipeline already run in --workdir (end-to-end time not re-measured)")
+    ap.add_argument("--fno-budget", type=float, default=None, help="FNO training seconds (default: the UPS training stages' total)")
+    a = ap.parse_args(argv)
+    mode = "quick" if a.quick else "default"
+    workdir = a.workdir or Path(f"/tmp/ups-bench-{mode}-{int(time.time())}")
+    started = time.perf_counter()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    machine = {"machine": platform.machine(), "cpus": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+
+    if a.reuse:
+        print(f"benchmark ({mode}): reusing the pipeline in {workdir}", flush=True)
+        pipeline = {"stages": None, "end_to_end_seconds": None, "note": "reused an existing run: stage times not re-measured"}
+    else:
+        print(f"benchmark ({mode}): running the pipeline in {workdir}", flush=True)
+        make_workdir(workdir, QUICK if a.quick else {})
+        pipeline = run_pipeline(workdir)
+    pipeline["noop_repro_seconds"] = noop_overhead(workdir)
+    pipeline["training_throughput"] = throughput(workdir)
+    pipeline.update(mode=mode, params=QUICK if a.quick else {}, **machine)
+    ups_train = sum(v["train_seconds"] for k, v in pipeline["training_throughput"].items() if k in ("train_autoencoder", "train_operator", "train_diff_residual"))
+    budget = a.fno_budget or ups_train
+
+    print("benchmark: quality and speed", flush=True)
+    quality, speed = quality_and_speed(workdir, budget)
+    quality["ups_training_seconds"] = ups_train
+    print("benchmark: scaling", flush=True)
+    scale = scaling(workdir / "params.yaml", a.quick)
+    for name, obj in (("pipeline", pipeline), ("quality", quality), ("speed", speed), ("scaling", scale)):
+        (RESULTS / f"{mode}-{name}.json").write_text(json.dumps(obj, indent=2) + "\n")
+    scaling_png(scale, RESULTS / f"{mode}-scaling.png")
+    from benchmarks.report import rewrite_readme
+
+    rewrite_readme()
+    print(f"benchmark ({mode}): done in {time.perf_counter() - started:.0f} s; results in {RESULTS}, tables in benchmarks/README.md")
+
+
+if __name__ == "__main__":
+    main()
