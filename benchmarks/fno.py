@@ -8,6 +8,7 @@ val full-rollout nRMSE, checked once per pass over the data.
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -57,7 +58,7 @@ def train(u_train: torch.Tensor, u_val: torch.Tensor, x: torch.Tensor, budget_se
     starts = torch.cartesian_prod(torch.arange(n), torch.arange(t - unroll))
     gen = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
-    best, best_state, passes, steps = float("inf"), None, 0, 0
+    best, best_model, passes, steps = float("inf"), None, 0, 0
     while time.perf_counter() - started < budget_seconds:
         model.train()
         for idx in starts[torch.randperm(len(starts), generator=gen)].split(batch_size):
@@ -77,6 +78,5 @@ def train(u_train: torch.Tensor, u_val: torch.Tensor, x: torch.Tensor, budget_se
         model.eval()
         e = nrmse(model.rollout(u_val[:, 0], u_val.shape[1] - 1), u_val[:, 1:])
         if e < best:
-            best, best_state = e, {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    return model.eval(), {"budget_seconds": budget_seconds, "seconds": time.perf_counter() - started, "passes": passes, "steps": steps, "val_rollout_nrmse": best, "parameters": sum(p.numel() for p in model.parameters())}
+            best, best_model = e, copy.deepcopy(model)
+    return best_model.eval(), {"budget_seconds": budget_seconds, "seconds": time.perf_counter() - started, "passes": passes, "steps": steps, "val_rollout_nrmse": best, "parameters": sum(p.numel() for p in model.parameters())}

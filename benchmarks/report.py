@@ -53,10 +53,9 @@ def section(mode: str) -> str | None:
     out.append(_table(["stage", "samples / s", "train s", "epochs"], [[k, v["samples_per_second"], v["train_seconds"], v["epochs"]] for k, v in pipe["training_throughput"].items()]))
     if pipe.get("stages"):
         out.append("\n" + _table(["stage", "wall s (`dvc repro -s`)", "peak RSS MB (stage incl. dvc)"], [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()]))
-        out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s.")
+        out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s. `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3).")
     else:
-        out.append(f"\n{pipe.get('note', '')}")
-    out.append(f" `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3).")
+        out.append(f"\n{pipe.get('note', '')} `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3).")
     out.append("\n**Scaling** (random weights; training = measured seconds per batch × batches per epoch of the autoencoder and operator):\n")
     for key, rows in scale.items():
         out.append(_table([key, "training s / epoch", "inference ms / trajectory"], [[r["value"], r["train_seconds_per_epoch"], r["inference_ms_per_trajectory"]] for r in rows]))

@@ -255,13 +255,15 @@ def main(argv: list[str] | None = None) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     machine = {"machine": platform.machine(), "cpus": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
 
+    measured = workdir / "benchmark-pipeline.json"  # the stage timings, kept beside the run they measure
     if a.reuse:
         print(f"benchmark ({mode}): reusing the pipeline in {workdir}", flush=True)
-        pipeline = {"stages": None, "end_to_end_seconds": None, "note": "reused an existing run: stage times not re-measured"}
+        pipeline = json.loads(measured.read_text()) if measured.exists() else {"stages": None, "end_to_end_seconds": None, "note": "reused an existing run: stage times not measured"}
     else:
         print(f"benchmark ({mode}): running the pipeline in {workdir}", flush=True)
         make_workdir(workdir, QUICK if a.quick else {})
         pipeline = run_pipeline(workdir)
+        measured.write_text(json.dumps(pipeline, indent=2) + "\n")
     pipeline["noop_repro_seconds"] = noop_overhead(workdir)
     pipeline["training_throughput"] = throughput(workdir)
     pipeline.update(mode=mode, params=QUICK if a.quick else {}, **machine)
