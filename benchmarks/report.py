@@ -24,6 +24,28 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def per_frame_png(qual: dict, path: Path) -> None:
+    """The per-frame nRMSE of every method under each protocol, from the quality results."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    protocols = qual["protocols"]
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5 * len(protocols), 3.4), constrained_layout=True)
+    for ax, (label, p) in zip(list(axes) if len(protocols) > 1 else [axes], protocols.items()):
+        first = p["input_frames"]
+        for name, curve in p["per_frame"].items():
+            ax.plot(range(first, first + len(curve)), [max(v, 1e-7) for v in curve], label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("frame")
+        ax.set_ylabel("nRMSE")
+        ax.set_title(label, fontsize=9)
+    (axes[0] if len(protocols) > 1 else axes).legend(fontsize=7)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def section(mode: str) -> str | None:
     files = {k: RESULTS / f"{mode}-{k}.json" for k in ("pipeline", "quality", "speed", "scaling")}
     if not all(p.exists() for p in files.values()):
@@ -43,6 +65,8 @@ def section(mode: str) -> str | None:
         out.append(f"\n{label}: {p['input_frames']} input frame(s), {p['frames_predicted']} predicted, {p['trajectories']} trajectories. "
                    f"UPS best ({p['ups_best']}) / FNO nRMSE = **{p['ups_over_fno']:.3g}**.\n")
         out.append(_table(["method", "nRMSE", "RMSE", "max error", "fRMSE low", "fRMSE high", "ms / trajectory"], rows))
+    per_frame_png(qual, RESULTS / f"{mode}-per-frame.png")
+    out.append(f"\nPer-frame nRMSE of each method:\n\n![per-frame nRMSE](results/{mode}-per-frame.png)")
     out.append(f"\n**Speed**: inference at batch {speed['batch_size']} on {speed['device']} ({speed['threads']} threads), 1-frame protocol.\n")
     out.append(_table(["method", "ms / trajectory"], [[k, v] for k, v in speed["inference_ms_per_trajectory"].items()]))
     out.append("\nThe numerical solver on coarser grids (error against the stored reference):\n")

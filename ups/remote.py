@@ -58,9 +58,19 @@ def remote_config(cwd: Path | str = ".", name: str | None = None) -> tuple[str, 
         return name, dict(conf["remote"][name])
 
 
+def s3_client(conf: dict, config=None):
+    """A botocore S3 client for a DVC remote's settings (botocore comes with dvc-s3; boto3 may not)."""
+    import botocore.session
+
+    session = botocore.session.Session(profile=conf.get("profile"))
+    return session.create_client(
+        "s3", endpoint_url=conf.get("endpointurl"), region_name=conf.get("region"), config=config,
+        aws_access_key_id=conf.get("access_key_id"), aws_secret_access_key=conf.get("secret_access_key"), aws_session_token=conf.get("session_token"),
+    )
+
+
 def check_remote(cwd: Path | str = ".", name: str | None = None, timeout: float = 10.0) -> str:
     """Reach the remote's bucket once; return a one-line description, or raise RemoteError."""
-    import boto3
     from botocore.config import Config as BotoConfig
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
@@ -72,11 +82,7 @@ def check_remote(cwd: Path | str = ".", name: str | None = None, timeout: float 
     endpoint = conf.get("endpointurl")
     for key, value in CHECKSUM_VARIABLES.items():
         os.environ.setdefault(key, value)
-    session = boto3.session.Session(
-        aws_access_key_id=conf.get("access_key_id"), aws_secret_access_key=conf.get("secret_access_key"),
-        aws_session_token=conf.get("session_token"), profile_name=conf.get("profile"), region_name=conf.get("region"),
-    )
-    client = session.client("s3", endpoint_url=endpoint, config=BotoConfig(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}))
+    client = s3_client(conf, BotoConfig(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 1}))
     where = f"remote {name!r} ({url} at {endpoint or 'AWS'})"
     try:
         client.head_bucket(Bucket=bucket)

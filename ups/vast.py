@@ -268,14 +268,11 @@ def logs(name: str, tail: int = 200, cwd: Path | str = ".") -> str:
 
 
 def uploaded_log(name: str, cwd: Path | str = ".") -> str:
-    import boto3
+    from ups.remote import s3_client
 
     _, remote = remote_config(cwd)
     bucket, _, prefix = remote.get("url", "")[len("s3://") :].partition("/")
-    s3 = boto3.client(
-        "s3", endpoint_url=remote.get("endpointurl"), region_name=remote.get("region"),
-        aws_access_key_id=remote.get("access_key_id"), aws_secret_access_key=remote.get("secret_access_key"),
-    )
+    s3 = s3_client(remote)
     key_prefix = f"{prefix}/logs/{name}-".lstrip("/")
     found = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key_prefix).get("Contents", []))
     if not found:

@@ -7,10 +7,10 @@ mkdir -p "$(dirname "$LOG")"; exec > >(tee -a "$LOG") 2>&1
 finish() {
   rc=$?; echo "ups: finished with exit $rc at $(date -u +%FT%TZ)"; sync
   python3 - "$LOG" <<'PY' || echo "ups: log upload failed"
-import os, sys, time, boto3
+import os, sys, time, botocore.session as s
 b, _, p = os.environ["UPS_DVC_URL"][5:].partition("/")
 k = f"{p}/logs/@NAME@-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.log".lstrip("/")
-boto3.client("s3", endpoint_url=os.environ.get("UPS_DVC_ENDPOINT") or None, region_name=os.environ.get("UPS_DVC_REGION") or None).upload_file(sys.argv[1], b, k)
+s.get_session().create_client("s3", endpoint_url=os.environ.get("UPS_DVC_ENDPOINT") or None, region_name=os.environ.get("UPS_DVC_REGION") or None).put_object(Bucket=b, Key=k, Body=open(sys.argv[1], "rb").read())
 print(f"ups: log uploaded to s3://{b}/{k}")
 PY
   python3 - <<'PY'
