@@ -48,6 +48,19 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) 
     return proc
 
 
+def set_params(repo: Path, **values) -> None:
+    """Set dotted keys in a repository's params.yaml (as a user would edit it)."""
+    path = repo / "params.yaml"
+    raw = yaml.safe_load(path.read_text())
+    for key, value in values.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
 def write_params(path: Path, overrides: dict) -> None:
     path.write_text(yaml.safe_dump(apply_overrides(load_raw(ROOT / "params.yaml"), overrides), sort_keys=False))
 

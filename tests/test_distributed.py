@@ -10,23 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
-from conftest import run
+from conftest import run, set_params
 
 pytestmark = pytest.mark.slow
 
-
-def _set(repo, **values):
-    path = repo / "params.yaml"
-    raw = yaml.safe_load(path.read_text())
-    for key, value in values.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def _weights(path):
@@ -35,11 +23,11 @@ def _weights(path):
 
 def test_two_gloo_ranks_match_one_process_and_both_ranks_log(pipeline_repo, tmp_path):
     repo = pipeline_repo
-    _set(repo, **{"runtime.threads": 1})
+    set_params(repo, **{"runtime.threads": 1})
     run(["dvc", "repro", "train_operator"], repo)
     one = _weights(repo / "checkpoints" / "operator.pt")
 
-    _set(repo, **{"runtime.nproc": 2})
+    set_params(repo, **{"runtime.nproc": 2})
     out = run(["dvc", "repro", "train_operator"], repo)
     log = out.stdout + out.stderr
     assert "starting 2 processes under torchrun" in log
@@ -69,7 +57,7 @@ def _rank_pids(rank: int) -> list[int]:
 def test_a_killed_rank_fails_the_stage_clearly_and_the_rerun_resumes(pipeline_repo):
     repo = pipeline_repo
     run(["dvc", "repro", "encode_latents"], repo)
-    _set(repo, **{"runtime.nproc": 2, "runtime.threads": 1, "train.operator.epochs": 60, "train.operator.patience": 1000})
+    set_params(repo, **{"runtime.nproc": 2, "runtime.threads": 1, "train.operator.epochs": 60, "train.operator.patience": 1000})
     cmd = [sys.executable, "stages/train_operator.py", "--data", "data/burgers", "--latents", "data/latents", "--autoencoder", "checkpoints/autoencoder.pt",
            "--checkpoint", "checkpoints/operator.pt", "--plots", "metrics/train_operator/epochs.tsv", "--metrics", "metrics/train_operator/summary.json"]
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})

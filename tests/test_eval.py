@@ -2,14 +2,12 @@
 
 import json
 import math
-import shutil
 
 import h5py
 import pytest
 import torch
-import yaml
 
-from conftest import run
+from conftest import run, set_params
 from ups.config import GateConfig
 from ups.eval.metrics import exclude_inputs, frmse, nrmse, pdebench_metrics
 from ups.eval.predictions import recompute
@@ -92,17 +90,6 @@ def test_champion_is_read_from_git_not_the_workspace(tmp_path):
     assert champion["headline"]["nrmse"] == 0.123 and source.startswith("metrics/eval_full.json at ")
 
 
-def _set(repo, **values):
-    path = repo / "params.yaml"
-    raw = yaml.safe_load(path.read_text())
-    for key, value in values.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-
 
 @pytest.mark.slow
 def test_gate_through_dvc(pipeline_repo, tmp_path):
@@ -117,7 +104,7 @@ def test_gate_through_dvc(pipeline_repo, tmp_path):
     assert strict.returncode == 1 and "gate failed" in strict.stdout
 
     # 2. lenient thresholds: every method is evaluated; the predictions file recomputes the JSON
-    _set(repo, **{"gate.max_nrmse": 10.0, "gate.max_ratio_to_persistence": 10.0})
+    set_params(repo, **{"gate.max_nrmse": 10.0, "gate.max_ratio_to_persistence": 10.0})
     rerun = run(["dvc", "repro"], repo)
     assert "Running stage 'train" not in rerun.stdout
     full = json.loads((repo / "metrics" / "eval_full.json").read_text())

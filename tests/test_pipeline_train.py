@@ -3,22 +3,11 @@
 import json
 
 import pytest
-import yaml
 
-from conftest import run
+from conftest import run, set_params
 
 pytestmark = pytest.mark.slow
 
-
-def _set(repo, key, value):
-    path = repo / "params.yaml"
-    raw = yaml.safe_load(path.read_text())
-    node = raw
-    *parents, leaf = key.split(".")
-    for p in parents:
-        node = node[p]
-    node[leaf] = value
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
 def _changed(repo) -> set:
@@ -31,7 +20,7 @@ def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
     assert summary["val_rollout_nrmse"] > 0 and summary["val_persistence_nrmse"] > 0
     assert _changed(pipeline_repo) == set()
 
-    _set(pipeline_repo, "eval.batch_size", 4)
+    set_params(pipeline_repo, **{"eval.batch_size": 4})
     assert _changed(pipeline_repo) == {"validate", "eval_small", "eval_full"}  # no training stage reads eval.*
     rerun = run(["dvc", "repro"], pipeline_repo)
     assert "Running stage 'validate'" in rerun.stdout
@@ -49,7 +38,7 @@ def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
 
 def test_latent_dim_retrains_autoencoder_and_operator(pipeline_repo):
     run(["dvc", "repro", "train_operator"], pipeline_repo)
-    _set(pipeline_repo, "latent.dim", 12)
+    set_params(pipeline_repo, **{"latent.dim": 12})
     changed = set(json.loads(run(["dvc", "status", "--json"], pipeline_repo).stdout))
     assert {"train_autoencoder", "train_operator", "validate"} <= changed and "generate" not in changed
 

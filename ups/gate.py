@@ -18,10 +18,10 @@ The `gate` stage always exits 0 so that failed candidates still appear in `dvc e
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from ups.config import GateConfig
+from ups.git_repo import git
 
 
 RULES = {
@@ -51,11 +51,11 @@ def failures(checks: dict[str, dict]) -> list[str]:
 def committed_json(path: Path | str, rev: str = "HEAD", cwd: Path | str = ".") -> tuple[dict | None, str]:
     """The JSON file `path` (relative to `cwd`) as committed at `rev`, and a note on where it came from."""
     cwd = Path(cwd)
-    head = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=cwd, capture_output=True, text=True)
+    head = git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd)
     if head.returncode != 0:
         return None, f"no git commit {rev!r} here: no champion"
     commit = head.stdout.strip()
-    shown = subprocess.run(["git", "show", f"{commit}:./{Path(path).as_posix()}"], cwd=cwd, capture_output=True, text=True)
+    shown = git(["show", f"{commit}:./{Path(path).as_posix()}"], cwd)
     if shown.returncode != 0:
         return None, f"{path} is not committed at {commit[:7]}: no champion"
     try:

@@ -6,19 +6,12 @@ working tree has uncommitted changes (apply would overwrite them) or when the re
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 from ups.errors import StageError
+from ups.git_repo import git
 from ups.leaderboard import exp_show, find, rows_from_exp_show
 from ups.remote import check_remote, dvc
-
-
-def _git(args: list[str], cwd: Path | str) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise StageError(f"`git {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}")
-    return proc.stdout
 
 
 def commit_message(name: str, row: dict) -> str:
@@ -37,14 +30,14 @@ def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
     if row["passed"] is not True:
         why = row["failures"] or ("see its metrics/gate.json" if row["passed"] is False else "it has no gate verdict: did its run reach the gate stage?")
         raise StageError(f"experiment {name!r} did not pass the gate, so it is not promoted: {why}")
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"], cwd).strip()
+    dirty = git(["status", "--porcelain", "--untracked-files=no"], cwd, check=True).stdout.strip()
     if dirty:
         raise StageError(f"uncommitted changes in the working tree (`dvc exp apply` would overwrite them); commit or stash them first:\n{dirty}")
     if push:
         check_remote(cwd)
     dvc(["exp", "apply", name], cwd)
-    _git(["add", "-A"], cwd)
-    _git(["commit", "-q", "-m", commit_message(name, row)], cwd)
+    git(["add", "-A"], cwd, check=True)
+    git(["commit", "-q", "-m", commit_message(name, row)], cwd, check=True)
     if push:
         dvc(["push"], cwd)
-    return _git(["rev-parse", "HEAD"], cwd).strip()
+    return git(["rev-parse", "HEAD"], cwd, check=True).stdout.strip()

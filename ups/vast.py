@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 from ups.config import load_config, parse_override
 from ups.errors import StageError
 from ups.experiments import validate_name
+from ups.git_repo import git
 from ups.remote import CHECKSUM_VARIABLES, dvc, remote_config
 
 LABEL_PREFIX = "ups:"
@@ -86,10 +86,6 @@ def parse_label(text: str | None) -> tuple[str, float] | None:
         return None
 
 
-def _git(args: list[str], cwd: Path | str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
-
-
 def preflight(cwd: Path | str, name: str, overrides: list[str], git_remote: str = "origin") -> dict:
     """Every check before money is spent; returns the facts the launch needs, or raises LaunchError."""
     try:
@@ -97,17 +93,17 @@ def preflight(cwd: Path | str, name: str, overrides: list[str], git_remote: str 
     except Exception as exc:  # ConfigError: re-raised as a launch refusal with the same message
         raise LaunchError(str(exc)) from None
     load_config(Path(cwd) / "params.yaml", dict(parse_override(o) for o in overrides))
-    dirty = _git(["status", "--porcelain", "--untracked-files=no"], cwd).stdout.strip()
+    dirty = git(["status", "--porcelain", "--untracked-files=no"], cwd).stdout.strip()
     if dirty:
         raise LaunchError(f"uncommitted changes: the instance runs the committed code only. Commit (and push) them first:\n{dirty}")
-    commit = _git(["rev-parse", "HEAD"], cwd).stdout.strip()
-    url = _git(["remote", "get-url", git_remote], cwd)
+    commit = git(["rev-parse", "HEAD"], cwd).stdout.strip()
+    url = git(["remote", "get-url", git_remote], cwd)
     if url.returncode != 0:
         raise LaunchError(f"no git remote {git_remote!r}: the instance clones from it and pushes the experiment back (`git remote add {git_remote} URL`)")
-    fetched = _git(["fetch", "-q", git_remote], cwd)
+    fetched = git(["fetch", "-q", git_remote], cwd)
     if fetched.returncode != 0:
         raise LaunchError(f"cannot fetch from git remote {git_remote!r}: {fetched.stderr.strip()}")
-    if not _git(["branch", "-r", "--contains", commit], cwd).stdout.strip():
+    if not git(["branch", "-r", "--contains", commit], cwd).stdout.strip():
         raise LaunchError(f"commit {commit[:7]} is not on git remote {git_remote!r}: `git push {git_remote} HEAD` first, so the instance can clone it")
     if not os.environ.get("VAST_API_KEY"):
         raise LaunchError("VAST_API_KEY is not set: create a key at https://console.vast.ai/manage-keys/ and `export VAST_API_KEY=…`")

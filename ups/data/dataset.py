@@ -10,13 +10,13 @@ not match its documentation; they are refused unless `allow_legacy_domain` is se
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
+from ups.io import atomic_path
 
 SPLITS = ("train", "val", "test")
 
@@ -55,21 +55,15 @@ def stats_path(data_dir: Path | str) -> Path:
 
 def write_trajectories(path: Path, traj: Trajectories, attrs: dict) -> None:
     """Write atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("tensor", data=traj.u.astype(np.float32), chunks=(1,) + traj.u.shape[1:])
-            f.create_dataset("x-coordinate", data=traj.x)
-            f.create_dataset("t-coordinate", data=traj.t)
-            f.create_dataset("nu", data=traj.nu.astype(np.float32))
-            if traj.seeds is not None:
-                f.create_dataset("seed", data=traj.seeds)
-            for key, value in attrs.items():
-                f.attrs[key] = value
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("tensor", data=traj.u.astype(np.float32), chunks=(1,) + traj.u.shape[1:])
+        f.create_dataset("x-coordinate", data=traj.x)
+        f.create_dataset("t-coordinate", data=traj.t)
+        f.create_dataset("nu", data=traj.nu.astype(np.float32))
+        if traj.seeds is not None:
+            f.create_dataset("seed", data=traj.seeds)
+        for key, value in attrs.items():
+            f.attrs[key] = value
 
 
 def _nu_from_name(path: Path) -> float | None:

@@ -21,7 +21,7 @@ from ups.config import DataConfig
 from ups.data.dataset import SPLITS, Trajectories, split_path, stats_path, write_trajectories
 from ups.data.initial_conditions import sample_initial_condition
 from ups.data.normalization import Normalization
-from ups.data.solver import choose_scheme, solve
+from ups.data.solver import choose_scheme
 
 GENERATOR_VERSION = "burgers-s/1"
 _SPLIT_ID = {split: i for i, split in enumerate(SPLITS)}

@@ -8,11 +8,11 @@ position information into the model while a global affine map preserves the phys
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from ups.io import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,7 @@ class Normalization:
         return z * self.std + self.mean
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "Normalization":

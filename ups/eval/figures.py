@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from ups.io import atomic_path  # noqa: E402
 
 
 def space_time_png(path: Path | str, x: np.ndarray, t: np.ndarray, fields: dict[str, np.ndarray], title: str) -> None:
@@ -35,15 +35,11 @@ def space_time_png(path: Path | str, x: np.ndarray, t: np.ndarray, fields: dict[
         fig.colorbar(im, ax=ax, shrink=0.8)
     axes[0].set_ylabel("t")
     fig.suptitle(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=80)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=80)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
 
 
 def message_png(path: Path | str, text: str) -> None:

@@ -15,7 +15,6 @@ Layout of `eval_full`'s file:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import h5py
@@ -23,35 +22,29 @@ import numpy as np
 import torch
 
 from ups.eval.metrics import ensemble_scores, pdebench_metrics
+from ups.io import atomic_path
 
 
 def write_predictions(path: Path | str, split: str, inputs: torch.Tensor, target: torch.Tensor, x: torch.Tensor, t: np.ndarray, nu: torch.Tensor, predictions: dict, skipped: str | None = None) -> None:
     """Write atomically; `predictions` maps a method to its `Prediction`. `skipped` records why it is empty."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["split"] = split
-            f.attrs["input_frames"] = int(inputs.shape[1]) if inputs is not None else 0
-            f.attrs["methods"] = ",".join(predictions)
-            if skipped is not None:
-                f.attrs["skipped"] = skipped
-            if target is not None:
-                f["target"] = target.float().numpy()
-                f["inputs"] = inputs.float().numpy()
-                f["x"], f["t"], f["nu"] = x.numpy(), np.asarray(t), nu.numpy()
-            for name, p in predictions.items():
-                g = f.create_group(name)
-                g["prediction"] = p.prediction.float().numpy()
-                g["target"] = f["target"]  # a hard link: the truth is stored once
-                if p.members is not None:
-                    g.create_dataset("members", data=p.members.float().numpy(), compression="gzip", compression_opts=4, shuffle=True)
-                for key, value in p.extra.items():
-                    g.attrs[key] = value
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["split"] = split
+        f.attrs["input_frames"] = int(inputs.shape[1]) if inputs is not None else 0
+        f.attrs["methods"] = ",".join(predictions)
+        if skipped is not None:
+            f.attrs["skipped"] = skipped
+        if target is not None:
+            f["target"] = target.float().numpy()
+            f["inputs"] = inputs.float().numpy()
+            f["x"], f["t"], f["nu"] = x.numpy(), np.asarray(t), nu.numpy()
+        for name, p in predictions.items():
+            g = f.create_group(name)
+            g["prediction"] = p.prediction.float().numpy()
+            g["target"] = f["target"]  # a hard link: the truth is stored once
+            if p.members is not None:
+                g.create_dataset("members", data=p.members.float().numpy(), compression="gzip", compression_opts=4, shuffle=True)
+            for key, value in p.extra.items():
+                g.attrs[key] = value
 
 
 def recompute(path: Path | str) -> dict[str, dict[str, float]]:

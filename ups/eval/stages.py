@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ups.config import Config
 from ups.data.dataset import load_split
@@ -52,7 +51,7 @@ def eval_small(cfg: Config, data_dir: Path, autoencoder: Path, operator: Path, o
     return report
 
 
-def _load_optional(name: str, path: Path, loader):
+def _load_checkpoint(name: str, path: Path, loader):
     if not Path(path).exists():
         raise StageError(f"eval_full: checkpoint {path} for method {name!r} is missing; run `dvc repro` so the training stages write it")
     return loader(path)
@@ -93,9 +92,9 @@ def eval_full(cfg: Config, data_dir: Path, checkpoints: dict[str, Path], small_r
     u_in, truth, x, nu = ev.split_inputs(traj, h)
     steps = truth.shape[1]
     sim = Simulator.from_checkpoints(checkpoints["autoencoder"], checkpoints["operator"], device=str(device))
-    diffusion = _load_optional("diffusion", checkpoints["diff_residual"], diff_residual.load).to(device)
-    student = _load_optional("consistency", checkpoints["consistency"], consistency.load).to(device)
-    prior, _ = _load_optional("steady_prior", checkpoints["steady_prior"], steady_prior.load)
+    diffusion = _load_checkpoint("diffusion", checkpoints["diff_residual"], diff_residual.load).to(device)
+    student = _load_checkpoint("consistency", checkpoints["consistency"], consistency.load).to(device)
+    prior, _ = _load_checkpoint("steady_prior", checkpoints["steady_prior"], steady_prior.load)
     prior = prior.to(device)
 
     preds = {

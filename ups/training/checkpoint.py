@@ -9,24 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from ups.io import atomic_path
 
 SCRATCH = Path("scratch")  # git-ignored; `dvc exp run` resets DVC outputs, not this
 
 
 def save_atomic(obj: Any, path: Path | str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load(path: Path | str, kind: str | None = None) -> dict:
