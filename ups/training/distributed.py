@@ -44,16 +44,14 @@ def context() -> Context:
     return Context(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
 
 
-def init(ctx: Context, device: torch.device) -> torch.device:
-    """Join the process group; returns this rank's device (cuda:LOCAL_RANK on GPUs)."""
+def init(ctx: Context, device: torch.device) -> None:
+    """Join the process group on this rank's `device` (cuda:LOCAL_RANK on GPUs, see `stage_device`)."""
     if not ctx.active:
-        return device
+        return
     if device.type == "cuda":
-        torch.cuda.set_device(ctx.local_rank)
-        device = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
 
 
 def shard(batch, ctx: Context):

@@ -118,7 +118,8 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
     """Train, select on validation, save the best EMA weights to `task.checkpoint_path`."""
     t = task.training
     ctx = distributed.context()
-    device = distributed.init(ctx, pick_device(runtime))
+    device = stage_device(runtime)
+    distributed.init(ctx, device)
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     seed_everything(t.seed, device)
