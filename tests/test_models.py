@@ -71,7 +71,35 @@ def test_operator_physical_loss_adds_the_decoded_error(smoke_cfg):
     nu, x = torch.full((4,), 0.01), _grid(smoke_cfg)
     u = torch.randn(4, 3, smoke_cfg.data.grid)
     latent_only = rollout_loss(op, zn, nu, smoke_cfg.data.dt, 1)
-    with_physical = rollout_loss(op, zn, nu, smoke_cfg.data.dt, 1, (ae.decoder, x, u, 1.0, 0.5))
+    with_physical = rollout_loss(op, zn, nu, smoke_cfg.data.dt, 1, ae.decoder, (x, u), 0.5)
     assert with_physical > latent_only
     with_physical.backward()
     assert all(p.grad is not None for p in op.out.parameters())
+
+
+def test_simulator_projects_every_predicted_latent(smoke_cfg):
+    """With operator.project each predicted latent is decode→encode of the operator's output (a
+    latent the encoder produced), so a rollout cannot drift off the autoencoder's manifold; without
+    it the rollout is the raw operator's, a different trajectory."""
+    from ups.inference.rollout import Simulator
+
+    assert smoke_cfg.operator.project  # the default
+    torch.manual_seed(0)
+    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0)).eval()
+    torch.testing.assert_close(ae.grid.float(), _grid(smoke_cfg))  # the stored grid, derived
+    op = build_operator(operator_spec(smoke_cfg)).eval()
+    for p in op.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    sim = Simulator(ae, op, smoke_cfg.data.dt)
+    z0 = ae.encoder(torch.randn(3, smoke_cfg.data.grid), ae.grid)[:, None]
+    nu, dt = torch.full((3,), 0.01), torch.full((3,), smoke_cfg.data.dt)
+    projected = sim.rollout_latent(z0, nu, 3)
+    with torch.no_grad():
+        for k in range(3):
+            window = z0 if k == 0 else projected[:, k - 1 : k]
+            torch.testing.assert_close(projected[:, k], ae.encoder(ae.decoder(op(window, dt, nu), ae.grid), ae.grid))
+    op.project = False
+    raw = sim.rollout_latent(z0, nu, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(raw[:, 0], op(z0, dt, nu))
+    assert (raw[:, -1] - projected[:, -1]).abs().max() > 1e-3

@@ -2,7 +2,6 @@
 the W&B mirror."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from ups.config import load_config
 from ups.errors import StageError

@@ -116,6 +116,7 @@ class OperatorConfig:
     levels: int = param("U-shape levels over the token axis (tokens divisible by 2^(levels−1))", ge=1)
     mlp_ratio: float = param("MLP hidden size / width", gt=0.0)
     history: int = param("input frames the operator sees", ge=1)
+    project: bool = param("after every step, decode the predicted latent on the stored grid and encode it again (the rollout stays on the autoencoder's manifold)")
 
 
 @dataclass(frozen=True)

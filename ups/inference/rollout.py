@@ -46,13 +46,20 @@ class Simulator:
         return self.autoencoder.encoder.tokens, self.autoencoder.encoder.out.out_features
 
     @torch.no_grad()
+    def step(self, window: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+        """The operator's prediction of the next latent from (B, H, T, D), projected back onto the
+        autoencoder's manifold when the operator was trained so (`operator.project`)."""
+        dt = torch.full((window.shape[0],), self.dt, dtype=window.dtype, device=window.device)
+        z = self.operator(window, dt, nu)
+        return self.autoencoder.project(z) if self.operator.project else z
+
+    @torch.no_grad()
     def rollout_latent(self, z_history: torch.Tensor, nu: torch.Tensor, steps: int) -> torch.Tensor:
         """(B, ≥H, T, D) latents → (B, steps, T, D) predicted latents."""
         window = z_history[:, -self.history :]
-        dt = torch.full((window.shape[0],), self.dt, dtype=window.dtype, device=window.device)
         out = []
         for _ in range(steps):
-            nxt = self.operator(window, dt, nu)
+            nxt = self.step(window, nu)
             out.append(nxt)
             window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
         return torch.stack(out, dim=1)

@@ -36,10 +36,10 @@ Reward = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor], torch.Tensor]
 
 @torch.no_grad()
 def corrected_step(sim: Simulator, corrector: Corrector | None, window: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    dt = torch.full((window.shape[0],), sim.dt, dtype=window.dtype, device=window.device)
-    z_op = sim.operator(window, dt, nu)
+    z_op = sim.step(window, nu)
     if corrector is None:
         return z_op
+    dt = torch.full((window.shape[0],), sim.dt, dtype=window.dtype, device=window.device)
     return z_op + corrector.r_std * corrector.sample(sim.operator.normalize(z_op), dt, nu, gen)
 
 

@@ -98,6 +98,15 @@ class Autoencoder(nn.Module):
         super().__init__()
         self.encoder = Encoder(latent, enc, mean, std, length, points_per_token)
         self.decoder = Decoder(latent, dec, mean, std, length)
+        n = latent.tokens * points_per_token  # the stored grid (cell centres), derived
+        self.register_buffer("grid", (torch.arange(n, dtype=torch.float64) + 0.5) * length / n, persistent=False)
 
     def forward(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(u, x), x)
+
+    def project(self, z: torch.Tensor) -> torch.Tensor:
+        """Decode on the stored grid and encode again: (B, T, D) → (B, T, D), a latent the encoder can
+        produce. The encoder sees 256 values per field but writes T·D numbers, so latents of real
+        fields lie on a thin manifold; a rollout that drifts off it feeds the operator inputs it never
+        saw in training (SPEC §4)."""
+        return self.encoder(self.decoder(z, self.grid), self.grid)

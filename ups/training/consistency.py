@@ -80,9 +80,10 @@ def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencode
     teacher.nfe = len(teacher.levels)
     for p in teacher.parameters():
         p.requires_grad_(False)
+    sim = Simulator(ae, op, cfg.data.dt)
     train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
-    z_op, _, nus = diff_residual.one_step_pairs(op, train["z"], train["nu"], cfg.data.dt)
-    vz_op, _, vnus = diff_residual.one_step_pairs(op, val["z"], val["nu"], cfg.data.dt)
+    z_op, _, nus = diff_residual.one_step_pairs(sim, train["z"], train["nu"])
+    vz_op, _, vnus = diff_residual.one_step_pairs(sim, val["z"], val["nu"])
     c_n, vc_n = op.normalize(z_op), op.normalize(vz_op)
     dts, vdts = torch.full((len(c_n),), cfg.data.dt, device=dev), torch.full((len(vc_n),), cfg.data.dt, device=dev)
     torch.manual_seed(cfg.train.consistency.seed)
@@ -110,7 +111,6 @@ def train_consistency(cfg: Config, data_dir: Path, latents_dir: Path, autoencode
         summary["val_zero_student_loss"] = float(distillation_loss(lambda x, sigma, c, dt, nu: torch.zeros_like(x), teacher, vc_n, vdts, vnus, torch.Generator().manual_seed(0)))
     val_traj = load_split(data_dir, "val", cfg.data)
     u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
-    sim = Simulator(ae, op, cfg.data.dt)
     h, steps = sim.history, u_val.shape[1] - sim.history
     truth = u_val[:, h:]
     teachers = {"teacher": teacher, "teacher_deterministic": _Deterministic(teacher), "student": student}

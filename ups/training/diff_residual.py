@@ -31,14 +31,15 @@ STAGE = "train_diff_residual"
 
 
 @torch.no_grad()
-def one_step_pairs(op, z: torch.Tensor, nu: torch.Tensor, dt: float, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Normalised operator predictions, true next latents (physical scale) and ν, for all frames ≥ H."""
-    h = op.history
+def one_step_pairs(sim: Simulator, z: torch.Tensor, nu: torch.Tensor, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The operator's one-step predictions z_op (`Simulator.step`, projected if the operator is),
+    true next latents (physical scale) and ν, for all frames ≥ H."""
+    h = sim.history
     windows = z.unfold(1, h, 1)[:, : z.shape[1] - h]  # (N, F−H, T, D, H)
     windows = windows.permute(0, 1, 4, 2, 3).reshape(-1, h, *z.shape[2:])
     target = z[:, h:].reshape(-1, *z.shape[2:])
     nus = nu.repeat_interleave(z.shape[1] - h)
-    preds = [op(windows[i : i + batch], torch.full((len(windows[i : i + batch]),), dt, device=z.device), nus[i : i + batch]) for i in range(0, len(windows), batch)]
+    preds = [sim.step(windows[i : i + batch], nus[i : i + batch]) for i in range(0, len(windows), batch)]
     return torch.cat(preds), target, nus
 
 
@@ -75,9 +76,10 @@ def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoenco
     dev = stage_device(cfg.runtime)  # the data lives where the model trains
     op, _ = load_operator(operator, dev)
     ae = load_autoencoder(autoencoder, dev)
+    sim = Simulator(ae, op, cfg.data.dt)
     train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
-    z_op, target, nus = one_step_pairs(op, train["z"], train["nu"], cfg.data.dt)
-    vz_op, vtarget, vnus = one_step_pairs(op, val["z"], val["nu"], cfg.data.dt)
+    z_op, target, nus = one_step_pairs(sim, train["z"], train["nu"])
+    vz_op, vtarget, vnus = one_step_pairs(sim, val["z"], val["nu"])
     residual, vresidual = target - z_op, vtarget - vz_op
     torch.manual_seed(cfg.train.diff_residual.seed)
     s = spec(cfg)
@@ -111,7 +113,7 @@ def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoenco
     model.nfe = len(model.levels)
     val_traj = load_split(data_dir, "val", cfg.data)
     u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
-    summary.update(stochastic_val_report(Simulator(ae, op, cfg.data.dt), model, val, u_val, x, cfg.diffusion.ensemble, t.seed))
+    summary.update(stochastic_val_report(sim, model, val, u_val, x, cfg.diffusion.ensemble, t.seed))
     summary["nfe_per_step"] = 1 + len(model.levels)
     write_json_atomic(metrics_out, summary)
     return summary

@@ -16,7 +16,7 @@ import torch
 from ups.config import Config
 from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse_per_frame
-from ups.inference.loading import build_operator, load_autoencoder, operator_spec
+from ups.inference.loading import autoencoder_spec, build_autoencoder, build_operator, load_autoencoder, operator_spec
 from ups.inference.rollout import Simulator
 from ups.io import write_json_atomic
 from ups.training import checkpoint as ckpt
@@ -41,11 +41,15 @@ def windows(n_traj: int, frames: int, length: int, stride: int, gen: torch.Gener
     return pairs[torch.randperm(len(pairs), generator=gen)]
 
 
-def rollout_loss(model, zn: torch.Tensor, nu: torch.Tensor, dt: float, history: int, physical=None) -> torch.Tensor:
-    """Mean error over the unrolled steps; zn (B, H + R, T, D) normalised.
+def rollout_loss(model, zn: torch.Tensor, nu: torch.Tensor, dt: float, history: int, decoder=None, fields=None, physical_weight: float = 0.0) -> torch.Tensor:
+    """Mean error over the unrolled steps; zn (B, H + R, T, D) normalised latents.
 
-    `physical` = (decoder, x, u (B, H + R, X), inv_var, weight) adds the decoded error in normalised
-    physical units, the quantity evaluation measures.
+    The unroll feeds back the operator's raw predictions; `operator.project` acts at inference only
+    (`Simulator.step`), where it keeps long rollouts on the autoencoder's manifold. Projecting in the
+    unroll as well, with gradients through the frozen autoencoder, doubles the cost of an epoch and
+    scored worse on val at equal training time (README, "Models"). `physical_weight` > 0 adds the
+    error of the decoded prediction against `fields` = (x, u (B, H + R, X)) in normalised physical
+    units, the quantity evaluation measures.
     """
     window = zn[:, :history]
     dts = torch.full((zn.shape[0],), dt, dtype=zn.dtype, device=zn.device)
@@ -53,9 +57,9 @@ def rollout_loss(model, zn: torch.Tensor, nu: torch.Tensor, dt: float, history: 
     for r in range(zn.shape[1] - history):
         pred = model.step(window, dts, nu)
         step_loss = ((pred - zn[:, history + r]) ** 2).mean()
-        if physical is not None:
-            decoder, x, u, inv_var, weight = physical
-            step_loss = step_loss + weight * ((decoder(model.denormalize(pred), x) - u[:, history + r]) ** 2).mean() * inv_var
+        if physical_weight > 0:
+            x, u = fields
+            step_loss = step_loss + physical_weight * ((decoder(model.denormalize(pred), x) - u[:, history + r]) ** 2).mean() / decoder.std**2
         losses.append(step_loss)
         window = torch.cat([window[:, 1:], pred[:, None]], dim=1)
     return torch.stack(losses).mean()
@@ -77,10 +81,8 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
         raise FileNotFoundError(f"{latents_path(latents_dir, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`")
 
     u_train = torch.from_numpy(load_split(data_dir, "train", cfg.data).u).to(dev)
-    decoder = ae.decoder
-    for p in decoder.parameters():
+    for p in ae.parameters():
         p.requires_grad_(False)
-    inv_var = float(1.0 / decoder.std**2)
 
     torch.manual_seed(cfg.train.operator.seed)
     spec = operator_spec(cfg)
@@ -102,8 +104,8 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
         pairs = pairs.to(dev)
         idx = pairs[:, :1] + torch.zeros_like(pairs[:, :1])
         frames = pairs[:, 1:2] + torch.arange(length, device=dev)[None, :]
-        physical = (decoder, x, u_train[idx, frames], inv_var, t.physical_weight) if t.physical_weight > 0 else None
-        return rollout_loss(m, zn_train[idx, frames], nu_train[pairs[:, 0]], cfg.data.dt, h, physical)
+        fields = (x, u_train[idx, frames]) if t.physical_weight > 0 else None
+        return rollout_loss(m, zn_train[idx, frames], nu_train[pairs[:, 0]], cfg.data.dt, h, ae.decoder, fields, t.physical_weight)
 
     def validate(m):
         e = val_rollout_nrmse(Simulator(ae, m, cfg.data.dt), val["z"], val["nu"], u_val, x)
@@ -137,16 +139,23 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
     return summary
 
 
+def _probe_models(cfg: Config) -> dict:
+    frozen = build_autoencoder(autoencoder_spec(cfg, 0.0, 1.0)).requires_grad_(False)
+    return {"operator": build_operator(operator_spec(cfg)), "autoencoder (frozen)": frozen}
+
+
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
     b, length = cfg.train.operator.batch_size, cfg.operator.history + cfg.train.operator.rollout
     zn = torch.randn(b, length, cfg.latent.tokens, cfg.latent.dim)
     nu = torch.full((b,), cfg.data.nu[0])
-    return rollout_loss(models["operator"], zn, nu, cfg.data.dt, cfg.operator.history)
+    ae = models["autoencoder (frozen)"]
+    fields = (ae.grid, torch.randn(b, length, len(ae.grid)))
+    return rollout_loss(models["operator"], zn, nu, cfg.data.dt, cfg.operator.history, ae.decoder, fields, cfg.train.operator.physical_weight)
 
 
 register(Probe(
     stage=STAGE,
-    models=lambda cfg: {"operator": build_operator(operator_spec(cfg))},
+    models=_probe_models,
     step=_probe_step,
     steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * ((cfg.data.frames - cfg.operator.history - cfg.train.operator.rollout) // cfg.train.operator.rollout + 1) // cfg.train.operator.batch_size),
     training=lambda cfg: cfg.train.operator,
