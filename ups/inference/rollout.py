@@ -48,7 +48,7 @@ class Simulator:
     @torch.no_grad()
     def step(self, window: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
         """The operator's prediction of the next latent from (B, H, T, D), projected back onto the
-        autoencoder's manifold when the operator was trained so (`operator.project`)."""
+        autoencoder's manifold (decode, encode) when the operator's checkpoint says `operator.project`."""
         dt = torch.full((window.shape[0],), self.dt, dtype=window.dtype, device=window.device)
         z = self.operator(window, dt, nu)
         return self.autoencoder.project(z) if self.operator.project else z

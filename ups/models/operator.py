@@ -22,7 +22,7 @@ class LatentOperator(nn.Module):
     def __init__(self, latent: LatentConfig, cfg: OperatorConfig):
         super().__init__()
         self.history = cfg.history
-        self.project = cfg.project  # read by the Simulator and the training unroll
+        self.project = cfg.project  # read by the Simulator: project every predicted latent
         self.levels = cfg.levels
         w = cfg.width
         self.register_buffer("z_mean", torch.zeros(latent.dim))

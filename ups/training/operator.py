@@ -1,9 +1,10 @@
 """Stage train_operator: the latent PDE-Transformer on latents of the frozen autoencoder.
 
-The training loss is the unrolled latent error over `train.operator.rollout` steps (normalised
-latents, gradients through the whole unroll). Model selection and early stopping use the physical
-full-rollout nRMSE on the validation split: roll out from the first `operator.history` frames to the
-last frame, decode, compare (input frames excluded), as evaluation does.
+The training loss is the unrolled error over `train.operator.rollout` steps (normalised latents,
+plus `train.operator.physical_weight` × the decoded error; gradients through the whole unroll). Model
+selection and early stopping use the physical full-rollout nRMSE on the validation split: roll out
+with the `Simulator` (so projected, with `operator.project`) from the first `operator.history` frames
+to the last frame, decode, compare (input frames excluded), as evaluation does.
 """
 
 from __future__ import annotations
