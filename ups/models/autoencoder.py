@@ -106,7 +106,7 @@ class Autoencoder(nn.Module):
 
     def project(self, z: torch.Tensor) -> torch.Tensor:
         """Decode on the stored grid and encode again: (B, T, D) → (B, T, D), a latent the encoder can
-        produce. The encoder sees 256 values per field but writes T·D numbers, so latents of real
-        fields lie on a thin manifold; a rollout that drifts off it feeds the operator inputs it never
-        saw in training (SPEC §4)."""
+        produce. The encoder reads the X values of a field and writes T·D numbers (256 and 512 by
+        default), so latents of real fields lie on a thin manifold; a rollout that drifts off it feeds
+        the operator inputs it never saw in training (SPEC §4)."""
         return self.encoder(self.decoder(z, self.grid), self.grid)

@@ -79,9 +79,9 @@ def _probe_models(cfg: Config) -> dict:
 
 
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
-    u = torch.randn(cfg.train.autoencoder.batch_size, cfg.data.grid)
-    x = (torch.arange(cfg.data.grid) + 0.5) * cfg.data.length / cfg.data.grid
-    return ((models["autoencoder"](u, x) - u) ** 2).mean()
+    ae = models["autoencoder"]
+    u = torch.randn(cfg.train.autoencoder.batch_size, len(ae.grid))
+    return ((ae(u, ae.grid) - u) ** 2).mean()
 
 
 register(Probe(
