@@ -53,11 +53,14 @@ def section(mode: str) -> str | None:
     pipe, qual, speed, scale = (json.loads(p.read_text()) for p in files.values())
     out = [f"### {mode} configuration" + (f" (overrides: `{', '.join(f'{k}={v}' for k, v in pipe['params'].items())}`)" if pipe["params"] else " (params.yaml as committed)")]
     out.append(f"Machine: {pipe['cpus']} CPU threads, torch {pipe['torch']}, Python {pipe['python']}.")
-    fno = qual["fno_training"]
+    fnos = qual["fno_training"]
+    cfg = next(iter(fnos.values()))["config"]
     out.append(
         f"\n**Quality** on the Burgers-S test split. Training budgets: UPS {qual['ups_training_seconds']:.0f} s "
-        f"(autoencoder + operator + diffusion residual stages); FNO ({fno['parameters']:,} parameters) {fno['seconds']:.0f} s "
-        f"of wall time on the same machine ({fno['passes']} passes, {fno['steps']} steps), selected on val. "
+        f"({qual.get('ups_budget_stages', 'the UPS training stages')}); one FNO per protocol, trained for the same wall-clock on the same machine "
+        f"and selected on val under that protocol: " + "; ".join(f"{label}: {f['history']} input frame(s) as channels, {f['parameters']:,} parameters, {f['seconds']:.0f} s, {f['passes']} passes, {f['steps']} steps" for label, f in fnos.items()) + ". "
+        f"FNO configuration: width {cfg['width']}, {cfg['modes']} modes, {cfg['layers']} layers, one-step training with input noise σ = {cfg['noise']:g} (normalised units), "
+        f"AdamW lr {cfg['lr']:g} with {cfg['warmup_steps']} warm-up steps and a cosine decay over the budget, batch {cfg['batch_size']}, weight decay {cfg['weight_decay']:g}, gradient clip {cfg['grad_clip']:g}. "
         f"The UPS method gated by `gate.method` is `{qual['ups_method']}`."
     )
     for label, p in qual["protocols"].items():

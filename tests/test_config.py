@@ -68,8 +68,8 @@ def test_all_problems_reported_at_once():
     [
         ({"data.solver.grid": 1000}, "data.solver.grid: 1000 is not a multiple of data.grid (256)"),
         ({"latent.tokens": 12}, "latent.tokens: 12 must divide data.grid (256)"),
-        ({"operator.levels": 6}, "latent.tokens (16) must be divisible by 32"),
-        ({"operator.heads": 3}, "operator.heads: 3 must divide operator.width (128)"),
+        ({"operator.levels": 8}, "latent.tokens (64) must be divisible by 128"),
+        ({"operator.heads": 3}, "operator.heads: 3 must divide operator.width (64)"),
         ({"eval.history": 41}, "eval.history: 41 must leave frames to predict"),
     ],
 )

@@ -61,20 +61,47 @@ def test_operator_is_equivariant_to_token_shifts(smoke_cfg):
     torch.testing.assert_close(op(z.roll(shift, dims=2), dt, nu), op(z, dt, nu).roll(shift, dims=1), atol=1e-5, rtol=1e-5)
 
 
-def test_operator_physical_loss_adds_the_decoded_error(smoke_cfg):
-    from ups.training.operator import rollout_loss
+def test_operator_loss_is_the_decoded_relative_error_of_the_projected_unroll(smoke_cfg):
+    """The training unroll does what `Simulator.step` does (operator, decode, encode again) and is
+    scored by the per-sample relative L2 error of each decoded step, the nRMSE evaluation reports."""
+    from ups.training.operator import relative_l2, rollout_loss
 
     torch.manual_seed(0)
     ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0))
     op = build_operator(operator_spec(smoke_cfg))
-    zn = torch.randn(4, 3, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
-    nu, x = torch.full((4,), 0.01), _grid(smoke_cfg)
+    for p in op.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    zn = torch.randn(4, 1, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
+    nu, x, dt = torch.full((4,), 0.01), _grid(smoke_cfg), smoke_cfg.data.dt
     u = torch.randn(4, 3, smoke_cfg.data.grid)
-    latent_only = rollout_loss(op, zn, nu, smoke_cfg.data.dt, 1)
-    with_physical = rollout_loss(op, zn, nu, smoke_cfg.data.dt, 1, ae.decoder, (x, u), 0.5)
-    assert with_physical > latent_only
-    with_physical.backward()
-    assert all(p.grad is not None for p in op.out.parameters())
+    loss = rollout_loss(op, ae, zn, u, x, nu, dt, project=True)
+    with torch.no_grad():
+        window, expected = zn, []
+        for r in range(3):
+            field = ae.decoder(op.denormalize(op.step(window, torch.full((4,), dt), nu)), x)
+            expected.append(float(((field - u[:, r]).norm(dim=-1) / u[:, r].norm(dim=-1)).mean()))
+            window = op.normalize(ae.encoder(field, x))[:, None]
+    torch.testing.assert_close(loss.item(), sum(expected) / 3, rtol=1e-5, atol=1e-6)
+    assert abs(rollout_loss(op, ae, zn, u, x, nu, dt, project=False).item() - loss.item()) > 1e-4  # projection changes the unroll
+    zn_true = torch.randn(4, 3, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
+    assert rollout_loss(op, ae, zn, u, x, nu, dt, True, 0.5, zn_true) > loss  # the latent term adds
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in op.out.parameters())
+    assert relative_l2(2 * u[:, 0], u[:, 0]).item() == 1.0
+
+
+def test_training_windows_start_at_the_first_frame_as_often_as_asked():
+    from ups.training.operator import windows, windows_per_epoch
+
+    gen = torch.Generator().manual_seed(0)
+    pairs = windows(100, 41, 3, 2, 0.5, gen)
+    assert len(pairs) == windows_per_epoch(100, 41, 2) == 2000
+    assert set(pairs[:, 0].tolist()) == set(range(100)) and torch.bincount(pairs[:, 0]).min() == 20  # every trajectory evenly
+    first = float((pairs[:, 1] == 0).float().mean())
+    assert 0.45 < first < 0.56, first  # 0.5 asked, plus 1/39 of the uniform draws
+    assert pairs[:, 1].max() <= 41 - 3 and pairs[:, 1].min() >= 0
+    none = windows(100, 41, 3, 2, 0.0, torch.Generator().manual_seed(0))
+    assert float((none[:, 1] == 0).float().mean()) < 0.05
 
 
 def test_simulator_projects_every_predicted_latent(smoke_cfg):

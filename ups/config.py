@@ -111,7 +111,9 @@ class DecoderConfig:
 @dataclass(frozen=True)
 class OperatorConfig:
     width: int = param("transformer width", ge=8)
-    heads: int = param("attention heads (divides width)", ge=1)
+    mixer: Literal["attention", "spectral"] = param("token mixer of each block: attention, or FNO's spectral convolution over the token axis")
+    modes: int = param("Fourier modes of the spectral mixer (capped at tokens/2 + 1 per level; unused by attention)", ge=1)
+    heads: int = param("attention heads (divides width; unused by the spectral mixer)", ge=1)
     depth: int = param("attention blocks per U-level", ge=1)
     levels: int = param("U-shape levels over the token axis (tokens divisible by 2^(levels−1))", ge=1)
     mlp_ratio: float = param("MLP hidden size / width", gt=0.0)
@@ -182,7 +184,9 @@ class StageTraining:
 @dataclass(frozen=True)
 class OperatorTraining(StageTraining):
     rollout: int = param("unrolled steps in the training loss (1 = one-step)", ge=1)
-    physical_weight: float = param("weight of the decoded (physical-space) error in the loss, next to the latent error", ge=0.0)
+    first_window: float = param("fraction of training windows that start at the first frame, where shocks form and one-step errors are largest", ge=0.0, le=1.0)
+    noise: float = param("std of Gaussian noise added to the normalised input latents of each training window (0 = off)", ge=0.0)
+    latent_weight: float = param("weight of the normalised-latent MSE in the loss, next to the decoded relative L2 error (0 = decoded error only)", ge=0.0)
 
 
 @dataclass(frozen=True)

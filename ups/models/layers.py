@@ -54,35 +54,65 @@ class TimestepEmbedding(nn.Module):
         return self.net(torch.cat([torch.sin(angle), torch.cos(angle)], dim=-1))
 
 
-class AdaLNBlock(nn.Module):
-    """Transformer block whose LayerNorms are modulated by a conditioning vector (DiT's adaLN-Zero).
+class SpectralMixer(nn.Module):
+    """FNO's token mixer: a learned complex linear map per Fourier mode of the (periodic) token axis,
+    on the lowest `modes` modes, the others dropped. Global, shift-equivariant, O(T log T)."""
 
-    Attention has a learned bias per head and circular token offset, so the block is equivariant to
-    shifts of the periodic domain.
-    """
+    def __init__(self, width: int, tokens: int, modes: int):
+        super().__init__()
+        self.modes = min(modes, tokens // 2 + 1)
+        scale = 1.0 / width
+        self.weight = nn.Parameter(scale * torch.randn(self.modes, width, width, 2))
 
-    def __init__(self, width: int, heads: int, tokens: int, mlp_ratio: float, cond_width: int):
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, t, w = h.shape
+        spec = torch.fft.rfft(h.float(), dim=1)[:, : self.modes]  # (B, M, W) complex
+        mixed = torch.einsum("bmi,mio->bmo", spec, torch.view_as_complex(self.weight))
+        out = spec.new_zeros(b, t // 2 + 1, w)
+        out[:, : self.modes] = mixed
+        return torch.fft.irfft(out, n=t, dim=1).to(h.dtype)
+
+
+class AttentionMixer(nn.Module):
+    """Multi-head self-attention over the token axis with a learned bias per head and circular token
+    offset, so it is equivariant to shifts of the periodic domain."""
+
+    def __init__(self, width: int, tokens: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
-        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
-        self.mlp = mlp([width, int(width * mlp_ratio), width])
-        self.modulation = nn.Linear(cond_width, 6 * width)
-        nn.init.zeros_(self.modulation.weight)
-        nn.init.zeros_(self.modulation.bias)
         self.rel_bias = nn.Parameter(torch.zeros(heads, tokens))
         offsets = (torch.arange(tokens)[None, :] - torch.arange(tokens)[:, None]) % tokens
         self.register_buffer("offsets", offsets, persistent=False)
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        b, t, w = x.shape
-        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None, :].chunk(6, dim=-1)
-        h = self.norm1(x) * (1 + scale1) + shift1
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, t, w = h.shape
         q, k, v = self.qkv(h).view(b, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
         bias = self.rel_bias[:, self.offsets]  # (heads, T, T)
         attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[None].to(q.dtype))
-        x = x + gate1 * self.proj(attn.transpose(1, 2).reshape(b, t, w))
-        h = self.norm2(x) * (1 + scale2) + shift2
-        return x + gate2 * self.mlp(h)
+        return self.proj(attn.transpose(1, 2).reshape(b, t, w))
+
+
+class AdaLNBlock(nn.Module):
+    """Transformer block whose LayerNorms are modulated by a conditioning vector (DiT's adaLN-Zero).
+
+    The token mixer is attention (`mixer="attention"`) or FNO's spectral convolution
+    (`mixer="spectral"`, the lowest `modes` Fourier modes of the token axis); both are equivariant to
+    shifts of the periodic domain. A zero-initialised modulation makes the block start as the identity.
+    """
+
+    def __init__(self, width: int, heads: int, tokens: int, mlp_ratio: float, cond_width: int, mixer: str = "attention", modes: int = 0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
+        self.mix = AttentionMixer(width, tokens, heads) if mixer == "attention" else SpectralMixer(width, tokens, modes)
+        self.mlp = mlp([width, int(width * mlp_ratio), width])
+        self.modulation = nn.Linear(cond_width, 6 * width)
+        nn.init.zeros_(self.modulation.weight)
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None, :].chunk(6, dim=-1)
+        x = x + gate1 * self.mix(self.norm1(x) * (1 + scale1) + shift1)
+        return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)

@@ -33,7 +33,7 @@ class LatentOperator(nn.Module):
         tokens = [latent.tokens // 2**level for level in range(cfg.levels)]
 
         def blocks(t: int) -> nn.ModuleList:
-            return nn.ModuleList(AdaLNBlock(w, cfg.heads, t, cfg.mlp_ratio, w) for _ in range(cfg.depth))
+            return nn.ModuleList(AdaLNBlock(w, cfg.heads, t, cfg.mlp_ratio, w, cfg.mixer, cfg.modes) for _ in range(cfg.depth))
 
         self.down = nn.ModuleList(blocks(t) for t in tokens)
         self.merge = nn.ModuleList(nn.Linear(2 * w, w) for _ in tokens[1:])

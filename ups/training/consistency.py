@@ -29,7 +29,7 @@ from ups.training.loop import Task, fit, shuffled_batches, stage_device
 from ups.training.registry import Probe, register
 
 STAGE = "train_consistency_distill"
-REPORT_PATHS = 4  # sample paths averaged in the rollout report
+REPORT_PATHS = 2  # sample paths averaged in the rollout report
 
 
 class _Deterministic:

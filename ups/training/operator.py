@@ -1,10 +1,13 @@
-"""Stage train_operator: the latent PDE-Transformer on latents of the frozen autoencoder.
+"""Stage train_operator: the latent operator, trained through the frozen autoencoder.
 
-The training loss is the unrolled error over `train.operator.rollout` steps (normalised latents,
-plus `train.operator.physical_weight` × the decoded error; gradients through the whole unroll). Model
+Training windows start at a random frame, a fraction `train.operator.first_window` of them at the
+first frame (where shocks form and one-step errors are largest). The loss unrolls
+`train.operator.rollout` steps exactly as inference does (operator, decode, and with
+`operator.project` encode again) and scores each decoded step by its relative L2 error, the quantity
+evaluation reports; gradients flow through the whole unroll and the frozen autoencoder. Model
 selection and early stopping use the physical full-rollout nRMSE on the validation split: roll out
-with the `Simulator` (so projected, with `operator.project`) from the first `operator.history` frames
-to the last frame, decode, compare (input frames excluded), as evaluation does.
+with the `Simulator` from the first `operator.history` frames to the last frame, decode, compare
+(input frames excluded), as evaluation does.
 """
 
 from __future__ import annotations
@@ -32,36 +35,49 @@ def stage_params(cfg: Config) -> dict:
     return {"latent": asdict(cfg.latent), "operator": asdict(cfg.operator), "train": asdict(cfg.train.operator), "runtime": asdict(cfg.runtime), "dt": cfg.data.dt}
 
 
-def windows(n_traj: int, frames: int, length: int, stride: int, gen: torch.Generator) -> torch.Tensor:
-    """(trajectory, start) pairs tiling every trajectory with windows of `length`, random offset."""
-    offset = int(torch.randint(0, stride, (1,), generator=gen))
-    starts = torch.arange(offset, frames - length + 1, stride)
-    if len(starts) == 0:
-        starts = torch.zeros(1, dtype=torch.long)
-    pairs = torch.cartesian_prod(torch.arange(n_traj), starts)
-    return pairs[torch.randperm(len(pairs), generator=gen)]
+def windows_per_epoch(n_traj: int, frames: int, rollout: int) -> int:
+    """Windows per epoch: as many as cover every frame transition of every trajectory once."""
+    return n_traj * max(1, (frames - 1) // rollout)
 
 
-def rollout_loss(model, zn: torch.Tensor, nu: torch.Tensor, dt: float, history: int, decoder=None, fields=None, physical_weight: float = 0.0) -> torch.Tensor:
-    """Mean error over the unrolled steps; zn (B, H + R, T, D) normalised latents.
+def windows(n_traj: int, frames: int, length: int, rollout: int, first: float, gen: torch.Generator) -> torch.Tensor:
+    """(trajectory, start) pairs for one epoch: a fraction `first` of the windows start at frame 0
+    (the hardest transitions: shocks form within the first steps), the others at a uniformly random
+    frame; trajectories are drawn evenly."""
+    n = windows_per_epoch(n_traj, frames, rollout)
+    traj = torch.randperm(n, generator=gen) % n_traj
+    starts = torch.randint(0, frames - length + 1, (n,), generator=gen)
+    starts[torch.rand(n, generator=gen) < first] = 0
+    return torch.stack([traj, starts], dim=1)
 
-    The unroll feeds back the operator's raw predictions; `operator.project` acts at inference only
-    (`Simulator.step`), where it keeps long rollouts on the autoencoder's manifold. Projecting in the
-    unroll as well, with gradients through the frozen autoencoder, doubles the cost of an epoch and
-    scored worse on val at equal training time (README, "Models"). `physical_weight` > 0 adds the
-    error of the decoded prediction against `fields` = (x, u (B, H + R, X)) in normalised physical
-    units, the quantity evaluation measures.
+
+def relative_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """‖pred − true‖₂ / ‖true‖₂ per sample over the last axis, averaged: the nRMSE evaluation reports."""
+    return ((pred - true).norm(dim=-1) / true.norm(dim=-1).clamp_min(1e-8)).mean()
+
+
+def rollout_loss(model, autoencoder, zn: torch.Tensor, u: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, dt: float, project: bool, latent_weight: float = 0.0, zn_true: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean decoded error over the unrolled steps, trained as the Simulator rolls out.
+
+    zn (B, H, T, D): the normalised latents of the window's input frames; u (B, R, X): the true fields
+    of the R frames that follow, at the points x. Each step's prediction is decoded and scored by its
+    relative L2 error (the per-sample, per-frame nRMSE evaluation reports, so late frames of small
+    norm weigh as much as early ones). With `project` the decoded field is encoded again and fed back,
+    exactly as `Simulator.step` does at inference; gradients flow through the frozen autoencoder.
+    `latent_weight` > 0 adds the MSE of the predicted normalised latent against `zn_true` (B, R, T, D).
     """
-    window = zn[:, :history]
+    window = zn
     dts = torch.full((zn.shape[0],), dt, dtype=zn.dtype, device=zn.device)
     losses = []
-    for r in range(zn.shape[1] - history):
+    for r in range(u.shape[1]):
         pred = model.step(window, dts, nu)
-        step_loss = ((pred - zn[:, history + r]) ** 2).mean()
-        if physical_weight > 0:
-            x, u = fields
-            step_loss = step_loss + physical_weight * ((decoder(model.denormalize(pred), x) - u[:, history + r]) ** 2).mean() / decoder.std**2
+        field = autoencoder.decoder(model.denormalize(pred), x)
+        step_loss = relative_l2(field, u[:, r])
+        if latent_weight > 0:
+            step_loss = step_loss + latent_weight * ((pred - zn_true[:, r]) ** 2).mean()
         losses.append(step_loss)
+        if project:
+            pred = model.normalize(autoencoder.encoder(field, x))
         window = torch.cat([window[:, 1:], pred[:, None]], dim=1)
     return torch.stack(losses).mean()
 
@@ -95,18 +111,21 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
     t = cfg.train.operator
     h, r = cfg.operator.history, t.rollout
     length = h + r
-    n_windows = len(z) * ((z.shape[1] - length) // r + 1)
+    n_windows = windows_per_epoch(len(z), z.shape[1], r)
 
     def batches(epoch, gen):
-        pairs = windows(len(z), z.shape[1], length, r, gen)
+        pairs = windows(len(z), z.shape[1], length, r, t.first_window, gen)
         return [pairs[i : i + t.batch_size] for i in range(0, len(pairs), t.batch_size)]
 
     def loss(m, pairs, gen):
         pairs = pairs.to(dev)
-        idx = pairs[:, :1] + torch.zeros_like(pairs[:, :1])
+        idx = pairs[:, :1]
         frames = pairs[:, 1:2] + torch.arange(length, device=dev)[None, :]
-        fields = (x, u_train[idx, frames]) if t.physical_weight > 0 else None
-        return rollout_loss(m, zn_train[idx, frames], nu_train[pairs[:, 0]], cfg.data.dt, h, ae.decoder, fields, t.physical_weight)
+        zn = zn_train[idx, frames]
+        window = zn[:, :h]
+        if t.noise > 0:  # input noise: the operator learns to correct small errors of its own inputs
+            window = window + t.noise * torch.randn(window.shape, generator=gen).to(dev)
+        return rollout_loss(m, ae, window, u_train[idx, frames[:, h:]], x, nu_train[pairs[:, 0]], cfg.data.dt, cfg.operator.project, t.latent_weight, zn[:, h:])
 
     def validate(m):
         e = val_rollout_nrmse(Simulator(ae, m, cfg.data.dt), val["z"], val["nu"], u_val, x)
@@ -146,18 +165,18 @@ def _probe_models(cfg: Config) -> dict:
 
 
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
-    b, length = cfg.train.operator.batch_size, cfg.operator.history + cfg.train.operator.rollout
-    zn = torch.randn(b, length, cfg.latent.tokens, cfg.latent.dim)
+    b, h, r = cfg.train.operator.batch_size, cfg.operator.history, cfg.train.operator.rollout
+    zn = torch.randn(b, h + r, cfg.latent.tokens, cfg.latent.dim)
     nu = torch.full((b,), cfg.data.nu[0])
     ae = models["autoencoder (frozen)"]
-    fields = (ae.grid, torch.randn(b, length, len(ae.grid)))
-    return rollout_loss(models["operator"], zn, nu, cfg.data.dt, cfg.operator.history, ae.decoder, fields, cfg.train.operator.physical_weight)
+    u = torch.randn(b, r, len(ae.grid))
+    return rollout_loss(models["operator"], ae, zn[:, :h], u, ae.grid, nu, cfg.data.dt, cfg.operator.project, cfg.train.operator.latent_weight, zn[:, h:])
 
 
 register(Probe(
     stage=STAGE,
     models=_probe_models,
     step=_probe_step,
-    steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * ((cfg.data.frames - cfg.operator.history - cfg.train.operator.rollout) // cfg.train.operator.rollout + 1) // cfg.train.operator.batch_size),
+    steps_per_epoch=lambda cfg, data: -(-windows_per_epoch(data["trajectories"]["train"], cfg.data.frames, cfg.train.operator.rollout) // cfg.train.operator.batch_size),
     training=lambda cfg: cfg.train.operator,
 ))
