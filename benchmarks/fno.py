@@ -50,27 +50,30 @@ class Stepper(torch.nn.Module):
     def rollout(self, u_history: torch.Tensor, steps: int, batch: int = 64) -> torch.Tensor:
         """(B, ≥H, X) input frames → (B, steps, X) predicted frames."""
         out = []
+        device = next(self.parameters()).device
         for lo in range(0, len(u_history), batch):
-            window = u_history[lo : lo + batch, -self.history :]
+            window = u_history[lo : lo + batch, -self.history :].to(device)
             frames = []
             for _ in range(steps):
                 nxt = self(window)
                 frames.append(nxt)
                 window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
-            out.append(torch.stack(frames, 1))
+            out.append(torch.stack(frames, 1).cpu())
         return torch.cat(out)
 
 
-def train(u_train: torch.Tensor, u_val: torch.Tensor, budget_seconds: float, history: int = 1, seed: int = 0, **overrides) -> tuple[Stepper, dict]:
-    """Train for `budget_seconds` of wall time (validation included); return the best model and a log."""
+def train(u_train: torch.Tensor, u_val: torch.Tensor, budget_seconds: float, history: int = 1, seed: int = 0, device: str | torch.device = "cpu", **overrides) -> tuple[Stepper, dict]:
+    """Train for `budget_seconds` of wall time (validation included) on `device`; return the best
+    model and a log."""
     c = {**CONFIG, **overrides}
     torch.manual_seed(seed)
     mean, std = float(u_train.mean()), float(u_train.std())
-    model = Stepper(build(history, c["width"], c["modes"], c["layers"]), mean, std, history)
+    u_train, u_val = u_train.to(device), u_val.to(device)
+    model = Stepper(build(history, c["width"], c["modes"], c["layers"]), mean, std, history).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
     n, t = u_train.shape[:2]
-    starts = torch.cartesian_prod(torch.arange(n), torch.arange(t - history))  # input frames start … start+H−1
-    offsets = torch.arange(history)
+    starts = torch.cartesian_prod(torch.arange(n), torch.arange(t - history)).to(device)  # input frames start … start+H−1
+    offsets = torch.arange(history, device=device)
     gen = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     best, best_model, passes, steps = float("inf"), None, 0, 0
@@ -78,14 +81,14 @@ def train(u_train: torch.Tensor, u_val: torch.Tensor, budget_seconds: float, his
     def validate() -> None:
         nonlocal best, best_model
         model.eval()
-        e = nrmse(model.rollout(u_val[:, :history], u_val.shape[1] - history), u_val[:, history:])
+        e = nrmse(model.rollout(u_val[:, :history], u_val.shape[1] - history), u_val[:, history:].cpu())
         if e < best:
             best, best_model = e, copy.deepcopy(model)
 
     out_of_time = False
     while not out_of_time:
         model.train()
-        for idx in starts[torch.randperm(len(starts), generator=gen)].split(c["batch_size"]):
+        for idx in starts[torch.randperm(len(starts), generator=gen).to(device)].split(c["batch_size"]):
             elapsed = time.perf_counter() - started
             if elapsed >= budget_seconds:
                 out_of_time = True

@@ -48,11 +48,18 @@ def per_frame_png(qual: dict, path: Path) -> None:
 
 def section(mode: str) -> str | None:
     files = {k: RESULTS / f"{mode}-{k}.json" for k in ("pipeline", "quality", "speed", "scaling")}
-    if not all(p.exists() for p in files.values()):
+    if not files["pipeline"].exists():
         return None
-    pipe, qual, speed, scale = (json.loads(p.read_text()) for p in files.values())
+    if not all(files[k].exists() for k in ("quality", "speed")):  # a run cut short after the pipeline
+        pipe = json.loads(files["pipeline"].read_text())
+        out = [f"### {mode} configuration: the pipeline only", pipe.get("note", "The run ended before the quality and speed measurements."), ""]
+        out.append(_table(["stage", "wall s", "peak RSS MB (stage)"], [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()]))
+        out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s.")
+        return "\n".join(out)
+    pipe, qual, speed = (json.loads(files[k].read_text()) for k in ("pipeline", "quality", "speed"))
+    scale = json.loads(files["scaling"].read_text()) if files["scaling"].exists() else None
     out = [f"### {mode} configuration" + (f" (overrides: `{', '.join(f'{k}={v}' for k, v in pipe['params'].items())}`)" if pipe["params"] else " (params.yaml as committed)")]
-    out.append(f"Machine: {pipe['cpus']} CPU threads, torch {pipe['torch']}, Python {pipe['python']}.")
+    out.append(f"Machine: {pipe['cpus']} CPU threads" + (f", {pipe['gpu']}" if pipe.get("gpu") else "") + f", torch {pipe['torch']}, Python {pipe['python']}." + (f" Stages run through {pipe['through']}." if pipe.get("through") else ""))
     fnos = qual["fno_training"]
     cfg = next(iter(fnos.values()))["config"]
     out.append(
@@ -80,9 +87,12 @@ def section(mode: str) -> str | None:
     out.append(_table(["stage", "samples / s", "train s", "epochs"], [[k, v["samples_per_second"], v["train_seconds"], v["epochs"]] for k, v in pipe["training_throughput"].items()]))
     if pipe.get("stages"):
         out.append("\n" + _table(["stage", "wall s (`dvc repro -s`)", "peak RSS MB (stage incl. dvc)"], [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()]))
-        out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s. `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3).")
+        out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s." + (f" `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3)." if pipe.get("noop_repro_seconds") is not None else ""))
     else:
         out.append(f"\n{pipe.get('note', '')} `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3).")
+    if scale is None:
+        out.append("\n**Scaling**: measured on CPU machines only (its probes time CPU steps).")
+        return "\n".join(out)
     out.append("\n**Scaling** (random weights; training = measured seconds per batch × batches per epoch of the autoencoder and operator):\n")
     for key, rows in scale.items():
         out.append(_table([key, "training s / epoch", "inference ms / trajectory"], [[r["value"], r["train_seconds_per_epoch"], r["inference_ms_per_trajectory"]] for r in rows]))
@@ -93,7 +103,7 @@ def section(mode: str) -> str | None:
 
 def rewrite_readme(path: Path = HERE / "README.md") -> None:
     text = path.read_text()
-    parts = [s for s in (section("default"), section("quick")) if s]
+    parts = [s for s in (section(mode) for mode in ("default", "quick", "gpu-default", "gpu-quick")) if s]
     body = "\n\n".join(parts) if parts else "No results yet: run `python -m benchmarks.run --quick`."
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)

@@ -46,7 +46,7 @@ def sh(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return proc
 
 
-def make_workdir(workdir: Path, overrides: dict) -> None:
+def make_workdir(workdir: Path, overrides: dict, git: bool = True) -> None:
     from ups.config import apply_overrides, load_raw
 
     workdir.mkdir(parents=True)
@@ -58,7 +58,7 @@ def make_workdir(workdir: Path, overrides: dict) -> None:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
     (workdir / "params.yaml").write_text(yaml.safe_dump(apply_overrides(load_raw(ROOT / "params.yaml"), overrides), sort_keys=False))
-    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "-c", "user.name=bench", "-c", "user.email=bench@ups.invalid", "commit", "-qm", "benchmark"]):
+    for cmd in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "-c", "user.name=bench", "-c", "user.email=bench@ups.invalid", "commit", "-qm", "benchmark"]) if git else ():
         sh(cmd, workdir)
 
 
@@ -66,15 +66,23 @@ def stage_names(workdir: Path) -> list[str]:
     return list(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"])
 
 
-def run_pipeline(workdir: Path) -> dict:
-    """Each stage through `dvc repro -s` in pipeline order, with its wall time and peak memory."""
+def stage_command(workdir: Path, name: str) -> list[str]:
+    """The command `dvc.yaml` gives the stage, run with this Python (for a machine without DVC)."""
+    cmd = " ".join(yaml.safe_load((workdir / "dvc.yaml").read_text())["stages"][name]["cmd"].split())
+    return [sys.executable, *cmd.split()[1:]] if cmd.startswith("python ") else ["bash", "-c", cmd]
+
+
+def run_pipeline(workdir: Path, use_dvc: bool = True) -> dict:
+    """Each stage through `dvc repro -s` in pipeline order (or, without DVC, the stage's own command
+    from `dvc.yaml`), with its wall time and peak memory."""
     probe = "import resource, subprocess, sys, time; t = time.perf_counter(); rc = subprocess.run(sys.argv[1:]).returncode; print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
     stages = {}
     for name in stage_names(workdir):
-        out = sh([sys.executable, "-c", probe, sys.executable, "-m", "dvc", "repro", "-s", name], workdir).stdout.strip().splitlines()[-1].split()
+        cmd = [sys.executable, "-m", "dvc", "repro", "-s", name] if use_dvc else stage_command(workdir, name)
+        out = sh([sys.executable, "-c", probe, *cmd], workdir).stdout.strip().splitlines()[-1].split()
         stages[name] = {"seconds": round(float(out[0]), 1), "peak_rss_mb": round(int(out[1]) / 1024, 1)}
         print(f"  {name}: {stages[name]['seconds']} s, peak RSS {stages[name]['peak_rss_mb']} MB", flush=True)
-    return {"stages": stages, "end_to_end_seconds": round(sum(s["seconds"] for s in stages.values()), 1)}
+    return {"stages": stages, "end_to_end_seconds": round(sum(s["seconds"] for s in stages.values()), 1), "through": "dvc repro -s" if use_dvc else "the stage commands of dvc.yaml (no DVC on this machine)"}
 
 
 def noop_overhead(workdir: Path, repeats: int = 3) -> float:
@@ -100,11 +108,19 @@ def throughput(workdir: Path) -> dict:
     return out
 
 
-def _timed(fn, repeats: int = 1):
-    fn()  # warm-up
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _timed(fn, repeats: int = 1, warmup: bool = True):
+    if warmup:
+        fn()
+    _sync()
     t = time.perf_counter()
     for _ in range(repeats):
         out = fn()
+    _sync()
     return out, (time.perf_counter() - t) / repeats
 
 
@@ -123,15 +139,15 @@ def quality_and_speed(workdir: Path, fno_budget: float) -> tuple[dict, dict]:
     data, ck = workdir / "data" / "burgers", workdir / "checkpoints"
     test, train, val = (load_split(data, s, cfg.data) for s in ("test", "train", "val"))
     x = torch.from_numpy(test.x)
-    sim = Simulator.from_checkpoints(ck / "autoencoder.pt", ck / "operator.pt")
-    diffusion, student = diff_residual.load(ck / "diff_residual.pt"), consistency.load(ck / "consistency.pt")
-    dev = torch.device("cpu")
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    sim = Simulator.from_checkpoints(ck / "autoencoder.pt", ck / "operator.pt", dev)
+    diffusion, student = diff_residual.load(ck / "diff_residual.pt").to(dev), consistency.load(ck / "consistency.pt").to(dev)
 
     quality = {"fno_training": {}, "ups_method": cfg.gate.method, "protocols": {}}
     fno_models = {}
     for label, h in PROTOCOLS.items():  # one FNO per protocol: its input channels are the input frames
         print(f"  FNO ({label}): training for {fno_budget:.0f} s (the UPS training stages' total)", flush=True)
-        fno_models[label], quality["fno_training"][label] = fno_mod.train(torch.from_numpy(train.u), torch.from_numpy(val.u), fno_budget, history=h)
+        fno_models[label], quality["fno_training"][label] = fno_mod.train(torch.from_numpy(train.u), torch.from_numpy(val.u), fno_budget, history=h, device=dev)
     b = 64
     for label, h in PROTOCOLS.items():
         fno_model = fno_models[label]
@@ -146,9 +162,8 @@ def quality_and_speed(workdir: Path, fno_budget: float) -> tuple[dict, dict]:
         preds["UPS diffusion"] = ev.ensemble("diffusion", sim, diffusion, cfg.diffusion.ensemble, u_in, x, nu, steps, b, dev)
         preds["UPS consistency"] = ev.ensemble("consistency", sim, student, cfg.diffusion.ensemble, u_in, x, nu, steps, b, dev)
         preds["UPS ttc"] = ev.test_time_compute(sim, student, cfg, u_in, x, nu, steps, cfg.data.dt, b, dev)
-        t0 = time.perf_counter()
-        fno_pred = fno_model.rollout(u_in, steps, b)
-        preds["FNO"] = ev.Prediction("FNO", fno_pred, time.perf_counter() - t0)
+        fno_pred, sec = _timed(lambda: fno_model.rollout(u_in, steps, b), warmup=False)
+        preds["FNO"] = ev.Prediction("FNO", fno_pred, sec)
         rows = {name: {**{k: v for k, v in pdebench_metrics(p.prediction, truth).items() if k in ("nrmse", "rmse", "max_error", "frmse_low", "frmse_high")}, "ms_per_trajectory": 1e3 * p.seconds / len(truth)} for name, p in preds.items()}
         curves = {name: nrmse_per_frame(p.prediction.double(), truth.double()).mean(0).tolist() for name, p in preds.items()}
         best_ups = min((n for n in rows if n.startswith("UPS")), key=lambda n: rows[n]["nrmse"])
@@ -159,9 +174,9 @@ def quality_and_speed(workdir: Path, fno_budget: float) -> tuple[dict, dict]:
     u_in, truth, _, nu = ev.split_inputs(test, h)
     steps = truth.shape[1]
     n = min(len(truth), 64)
-    speed = {"batch_size": 64, "device": "cpu", "threads": torch.get_num_threads(), "trajectories": n, "inference_ms_per_trajectory": {}}
+    speed = {"batch_size": 64, "device": dev.type, "threads": torch.get_num_threads(), "trajectories": n, "inference_ms_per_trajectory": {}}
     timings = {
-        "UPS operator": lambda: sim.rollout(u_in[:n], x, nu[:n], steps),
+        "UPS operator": lambda: sim.rollout(u_in[:n].to(dev), x.to(dev), nu[:n].to(dev), steps),
         "UPS diffusion (1 sample path)": lambda: ev.ensemble("d", sim, diffusion, 1, u_in[:n], x, nu[:n], steps, 64, dev).prediction,
         "UPS consistency (1 sample path)": lambda: ev.ensemble("c", sim, student, 1, u_in[:n], x, nu[:n], steps, 64, dev).prediction,
         "FNO": lambda: fno_models["1-frame"].rollout(u_in[:n], steps, 64),
@@ -252,12 +267,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where the pipeline runs (default: a fresh folder under /tmp)")
     ap.add_argument("--reuse", action="store_true", help="benchmark the pipeline already run in --workdir (end-to-end time not re-measured)")
     ap.add_argument("--fno-budget", type=float, default=None, help="FNO training seconds (default: the UPS training stages' total)")
+    ap.add_argument("--set", "-S", action="append", default=[], metavar="KEY=VALUE", help="a params override for the benchmarked pipeline, as `dvc exp run -S` takes it (repeatable)")
+    ap.add_argument("--no-dvc", action="store_true", help="run the stage commands of dvc.yaml directly (a machine without DVC); no `dvc repro` overhead is measured")
     a = ap.parse_args(argv)
-    mode = "quick" if a.quick else "default"
+    from ups.config import parse_override
+
+    overrides = {**(QUICK if a.quick else {}), **dict(parse_override(o) for o in a.set)}
+    gpu = torch.cuda.is_available()
+    mode = ("gpu-" if gpu else "") + ("quick" if a.quick else "default")
     workdir = a.workdir or Path(f"/tmp/ups-bench-{mode}-{int(time.time())}")
     started = time.perf_counter()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    machine = {"machine": platform.machine(), "cpus": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()}
+    machine = {"machine": platform.machine(), "cpus": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(), "gpu": torch.cuda.get_device_name(0) if gpu else None}
 
     measured = workdir / "benchmark-pipeline.json"  # the stage timings, kept beside the run they measure
     if a.reuse:
@@ -265,12 +286,12 @@ def main(argv: list[str] | None = None) -> None:
         pipeline = json.loads(measured.read_text()) if measured.exists() else {"stages": None, "end_to_end_seconds": None, "note": "reused an existing run: stage times not measured"}
     else:
         print(f"benchmark ({mode}): running the pipeline in {workdir}", flush=True)
-        make_workdir(workdir, QUICK if a.quick else {})
-        pipeline = run_pipeline(workdir)
+        make_workdir(workdir, overrides, git=not a.no_dvc)
+        pipeline = run_pipeline(workdir, use_dvc=not a.no_dvc)
         measured.write_text(json.dumps(pipeline, indent=2) + "\n")
-    pipeline["noop_repro_seconds"] = noop_overhead(workdir)
+    pipeline["noop_repro_seconds"] = None if a.no_dvc else noop_overhead(workdir)
     pipeline["training_throughput"] = throughput(workdir)
-    pipeline.update(mode=mode, params=QUICK if a.quick else {}, **machine)
+    pipeline.update(mode=mode, params=overrides, **machine)
     # The FNO trains for the wall-clock of every UPS training stage the compared UPS methods need
     # (autoencoder, operator, diffusion residual, consistency student): the stages' own wall time
     # when this run measured it (loading and reports included), else their training loops' time.
@@ -282,11 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     quality, speed = quality_and_speed(workdir, budget)
     quality["ups_training_seconds"] = ups_train
     quality["ups_budget_stages"] = " + ".join(BUDGET_STAGES) + (" (stage wall time)" if stage_s else " (training loops)")
-    print("benchmark: scaling", flush=True)
-    scale = scaling(workdir / "params.yaml", a.quick)
-    for name, obj in (("pipeline", pipeline), ("quality", quality), ("speed", speed), ("scaling", scale)):
+    results = {"pipeline": pipeline, "quality": quality, "speed": speed}
+    if not gpu:  # the scaling probes time CPU steps; on a GPU machine they would measure the wrong device
+        print("benchmark: scaling", flush=True)
+        results["scaling"] = scaling(workdir / "params.yaml", a.quick)
+        scaling_png(results["scaling"], RESULTS / f"{mode}-scaling.png")
+    for name, obj in results.items():
         (RESULTS / f"{mode}-{name}.json").write_text(json.dumps(obj, indent=2) + "\n")
-    scaling_png(scale, RESULTS / f"{mode}-scaling.png")
     from benchmarks.report import rewrite_readme
 
     rewrite_readme()

@@ -91,3 +91,12 @@ def test_smoke_experiment_is_valid(smoke_cfg):
 def test_params_reference_is_up_to_date():
     committed = (ROOT / "docs" / "PARAMS.md").read_text()
     assert committed == reference_markdown(), "docs/PARAMS.md is stale: run `ups params reference > docs/PARAMS.md`"
+
+
+def test_override_errors_name_the_overrides_and_a_folder_is_not_a_params_file(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "params.yaml", {"train.operator.lr": -1.0})
+    assert "invalid parameters in overrides" in str(err.value) and "train.operator.lr: -1.0 is out of range" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert f"{tmp_path} is a folder" in str(err.value)

@@ -72,6 +72,11 @@ def test_nan_is_reported_with_file_and_trajectory(smoke_data, smoke_cfg, tmp_pat
     with pytest.raises(DataError) as err:
         check_dataset(data, smoke_cfg.data)
     assert "val.h5: trajectory 5 (frame 3) contains NaN or Inf" in str(err.value)
+    from conftest import run
+
+    info = run(["ups", "data", "info", str(split_path(data, "val"))], tmp_path, check=False)
+    assert info.returncode == 1 and "1 non-finite values (NaN or Inf) in 1 trajectories (first: [5])" in info.stderr and "Traceback" not in info.stderr
+    assert run(["ups", "data", "info", str(split_path(smoke_data, "val"))], tmp_path).returncode == 0
 
 
 def test_train_stats_that_are_not_from_train_are_refused(smoke_data, smoke_cfg, tmp_path):

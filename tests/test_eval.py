@@ -2,12 +2,15 @@
 
 import json
 import math
+import sys
+
+import numpy as np
 
 import h5py
 import pytest
 import torch
 
-from conftest import run, set_params
+from conftest import ROOT, run, set_params
 from ups.config import GateConfig
 from ups.eval.metrics import exclude_inputs, frmse, nrmse, pdebench_metrics
 from ups.eval.predictions import recompute
@@ -110,7 +113,7 @@ def test_gate_through_dvc(pipeline_repo, tmp_path):
     full = json.loads((repo / "metrics" / "eval_full.json").read_text())
     assert not full["skipped"] and set(full["methods"]) == {"persistence", "solver", "operator", "diffusion", "consistency", "ttc"}
     recomputed = recompute(repo / "predictions" / "eval_full.h5")
-    assert recomputed["diffusion"]["nrmse"] == pytest.approx(full["headline"]["nrmse"], rel=1e-9)
+    assert recomputed[full["headline"]["method"]]["nrmse"] == pytest.approx(full["headline"]["nrmse"], rel=1e-9)
     for method, metrics in recomputed.items():
         for key, value in metrics.items():
             assert value == pytest.approx(full["methods"][method][key], rel=1e-6, abs=1e-9), (method, key)
@@ -139,3 +142,42 @@ def test_gate_through_dvc(pipeline_repo, tmp_path):
     assert gate["passed"] is False and gate["champion_nrmse"] == pytest.approx(champion["headline"]["nrmse"])
     assert gate["checks"]["improvement"]["value"] == pytest.approx(-1.0, rel=1e-6)
     assert run(["ups", "gate", "check"], repo, check=False).returncode == 1
+
+
+def test_recompute_names_the_file_and_the_stage_instead_of_a_traceback(tmp_path):
+    """A missing, non-HDF5 or wrong-layout predictions file, or NaN predictions: one line each, from
+    the library and through `ups eval recompute` (exit 1, no traceback)."""
+    from ups.data.dataset import DataError
+
+    missing, text, other = tmp_path / "missing.h5", tmp_path / "notes.h5", tmp_path / "other.h5"
+    text.write_text("not hdf5")
+    with h5py.File(other, "w") as f:
+        f["tensor"] = np.zeros((2, 3))
+    nan = tmp_path / "nan.h5"
+    with h5py.File(nan, "w") as f:
+        f.attrs["methods"] = "operator"
+        f["target"] = np.ones((2, 3, 4), dtype=np.float32)
+        f["operator/prediction"] = np.full((2, 3, 4), np.nan, dtype=np.float32)
+        f["operator/target"] = f["target"]
+    for path, words in ((missing, "no such predictions file"), (text, "not an HDF5 file"), (other, "not eval_full's layout"), (nan, "non-finite values")):
+        with pytest.raises(DataError, match=words):
+            recompute(path)
+        out = run(["ups", "eval", "recompute", str(path)], tmp_path, check=False)
+        assert out.returncode == 1 and words in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_missing_or_corrupt_stage_metrics_are_one_line_naming_the_stage(tmp_path):
+    """`ups gate check` and the gate stage read files other stages wrote: a missing, corrupt or foreign
+    file is one line naming it and the stage to rerun (exit 1, no traceback)."""
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    out = run(["ups", "gate", "check"], tmp_path, check=False)
+    assert out.returncode == 1 and "metrics/gate.json does not exist: rerun `dvc repro gate`" in out.stderr and "Traceback" not in out.stderr
+    (metrics / "gate.json").write_text('{"passed": tru')
+    out = run(["ups", "gate", "check"], tmp_path, check=False)
+    assert out.returncode == 1 and "is not valid JSON" in out.stderr and "Traceback" not in out.stderr
+    (metrics / "eval_small.json").write_text("{}")
+    (metrics / "eval_full.json").write_text('{"skipped": true, "reason": "x"}')
+    args = [sys.executable, str(ROOT / "stages" / "gate.py"), "--params", str(ROOT / "params.yaml"), "--small", "metrics/eval_small.json", "--full", "metrics/eval_full.json", "--out", "metrics/gate.json", "--training", "metrics/train_operator/summary.json"]
+    out = run(args, tmp_path, check=False)
+    assert out.returncode == 1 and "metrics/eval_small.json lacks 'proxy'" in out.stderr and "dvc repro eval_small" in out.stderr and "Traceback" not in out.stderr

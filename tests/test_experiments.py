@@ -135,10 +135,14 @@ def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
     assert refused.returncode == 1 and "did not pass the gate" in refused.stderr and "max_nrmse" in refused.stderr and "Traceback" not in refused.stderr
     assert run(["git", "rev-parse", "HEAD"], repo).stdout.strip() == head
 
+    (repo / "b2-keys.txt").write_text("a stray credentials file\n")  # untracked: must not be committed
     done = run(["ups", "promote", "good"], repo)
     assert "promoted 'good'" in done.stdout
     message = run(["git", "log", "-1", "--format=%B"], repo).stdout
-    assert message.startswith("Promote experiment good: diffusion nRMSE") and "gate passed" in message
+    assert message.startswith("Promote experiment good: operator nRMSE") and "gate passed" in message
+    committed = run(["git", "show", "--name-only", "--format=", "HEAD"], repo).stdout.split()
+    assert "b2-keys.txt" not in committed and "params.yaml" in committed, committed
+    assert "?? b2-keys.txt" in run(["git", "status", "--porcelain"], repo).stdout
     assert yaml.safe_load((repo / "params.yaml").read_text())["eval"]["examples"] == 1
     assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
     cloud = run(["dvc", "status", "--cloud"], repo).stdout

@@ -1,5 +1,6 @@
 """Model shapes, derived sizes, any-point decoding, and the operator's identity start."""
 
+import pytest
 import torch
 
 from ups.config import load_config
@@ -130,3 +131,33 @@ def test_simulator_projects_every_predicted_latent(smoke_cfg):
     with torch.no_grad():
         torch.testing.assert_close(raw[:, 0], op(z0, dt, nu))
     assert (raw[:, -1] - projected[:, -1]).abs().max() > 1e-3
+
+
+def test_no_hidden_hyperparameters_heads_mlp_betas_and_lr_floor_come_from_params(smoke_overrides):
+    from ups.models.diffusion import DiffusionResidual
+    from ups.models.steady_prior import SteadyPrior
+    from ups.training.optim import build_optimizer, warmup_cosine
+
+    cfg = load_config(ROOT / "params.yaml", {**smoke_overrides, "diffusion.heads": 8, "diffusion.mlp_ratio": 3.0, "steady_prior.heads": 1,
+                                               "train.operator.betas": [0.8, 0.95], "train.operator.lr_floor": 0.1})
+    block = DiffusionResidual(cfg.latent, cfg.diffusion).net.blocks[0]
+    assert block.mix.heads == 8 and block.mlp[0].out_features == int(3.0 * cfg.diffusion.width)
+    assert SteadyPrior(cfg.latent, cfg.steady_prior).blocks[0].mix.heads == 1
+    opt = build_optimizer(build_operator(operator_spec(cfg)), cfg.train.operator)
+    assert opt.param_groups[0]["betas"] == (0.8, 0.95)
+    assert warmup_cosine(100, 0.0, cfg.train.operator.lr_floor)(100) == pytest.approx(0.1)
+
+
+def test_runtime_compile_compiles_what_each_loss_calls(smoke_cfg):
+    """The operator's and steady prior's losses call `step`, the diffusion residual's `denoise`: those
+    are compiled, not only `forward` (which those losses never call)."""
+    from ups.models.diffusion import DiffusionResidual
+    from ups.models.steady_prior import SteadyPrior
+    from ups.training.loop import compile_hot_paths
+
+    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0))
+    for model, names in ((build_operator(operator_spec(smoke_cfg)), ["step"]), (SteadyPrior(smoke_cfg.latent, smoke_cfg.steady_prior), ["step"]),
+                         (DiffusionResidual(smoke_cfg.latent, smoke_cfg.diffusion), ["denoise"]), (ae, ["forward"])):
+        compiled = compile_hot_paths(model)
+        for name in names:
+            assert hasattr(getattr(compiled, name), "_torchdynamo_orig_callable"), (type(model).__name__, name)

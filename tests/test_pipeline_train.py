@@ -18,6 +18,18 @@ def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
     run(["dvc", "repro"], pipeline_repo)
     summary = json.loads((pipeline_repo / "metrics" / "train_operator" / "summary.json").read_text())
     assert summary["val_rollout_nrmse"] > 0 and summary["val_persistence_nrmse"] > 0
+    # the diagnostics: where the error comes from, all in physical space on val
+    assert 0 < summary["val_roundtrip_nrmse"] and 0 < summary["val_one_step_nrmse"] and 0 < summary["val_first_frame_nrmse"]
+    assert summary["val_rollout_projected_nrmse"] == summary["val_rollout_nrmse"] != summary["val_rollout_unprojected_nrmse"]
+    assert _changed(pipeline_repo) == set()
+
+    # a docstring edit in the diffusion model: every stage that runs it is stale, eval_full included
+    diffusion = pipeline_repo / "ups" / "models" / "diffusion.py"
+    original = diffusion.read_text()
+    diffusion.write_text(original.replace('"""', '"""(edited) ', 1))
+    stale = _changed(pipeline_repo)
+    assert {"eval_full", "train_diff_residual", "train_consistency_distill"} <= stale and "generate" not in stale, stale
+    diffusion.write_text(original)
     assert _changed(pipeline_repo) == set()
 
     set_params(pipeline_repo, **{"eval.batch_size": 4})

@@ -171,3 +171,52 @@ def test_ttc_with_an_oracle_reward_strictly_lowers_the_error(smoke_cfg, models, 
     assert pred.shape == truth.shape
     assert nrmse(pred, truth) < single
     assert cost["nfe_per_step"] >= 4 * (1 + teacher.nfe)
+
+
+class _CountingSim:
+    """A one-number 'simulator': the latent is the field, the operator is the identity."""
+
+    history, dt = 1, 0.1
+
+    class operator:  # noqa: N801 - stands in for the operator's normalisation
+        normalize = staticmethod(lambda z: z)
+
+    def encode(self, u, x):
+        return u.reshape(u.shape[0], u.shape[1], 1, 1)
+
+    def decode(self, z, x):
+        return z.reshape(z.shape[0], z.shape[1], 1)
+
+    def step(self, window, nu):
+        return window[:, -1]
+
+
+class _OffsetCorrector:
+    """Candidate k of every state adds k + 1: the same choices on every call, so paths are known."""
+
+    r_std, nfe = torch.tensor(1.0), 1
+
+    def sample(self, z_op, dt, nu, gen=None):
+        return (torch.arange(len(z_op)) % 2 + 1.0).reshape(-1, 1, 1).to(z_op)
+
+
+def test_ttc_beam_is_a_beam_search_over_cumulative_rewards():
+    """Step 0: 1 looks better than 2 (greedy takes it); after 1 every state is poor, after 2 the state
+    4 is good; at step 2 the best single-step reward (state 3) lies on the poor path. A beam of 2,
+    ranking paths by their cumulative reward, finds 2 → 4 → 5 (total −4); greedy ends at −10, and so
+    would a beam that ranked candidates by the current step's reward alone."""
+    from ups.inference.stochastic import ttc_rollout
+
+    table = {0: {1: 0.0, 2: -1.0}, 1: {2: -10.0, 3: -10.0, 4: 0.0}, 2: {3: 0.0, 4: -3.0, 5: -3.0, 6: -3.5}}
+
+    def oracle(u_prev, u_next, step, rows):
+        return torch.tensor([table[step].get(int(round(float(v))), -100.0) for v in u_next[:, 0]])
+
+    def total(path):
+        return sum(table[s][int(round(float(v)))] for s, v in enumerate(path))
+
+    u0, x, nu = torch.zeros(1, 1, 1), torch.zeros(1), torch.full((1,), 0.01)
+    greedy, _ = ttc_rollout(_CountingSim(), _OffsetCorrector(), u0, x, nu, 3, oracle, candidates=2, beam=1)
+    beam, _ = ttc_rollout(_CountingSim(), _OffsetCorrector(), u0, x, nu, 3, oracle, candidates=2, beam=2)
+    assert greedy[0, :, 0].tolist() == [1.0, 2.0, 3.0] and total(greedy[0, :, 0]) == -10.0
+    assert beam[0, :, 0].tolist() == [2.0, 4.0, 5.0] and total(beam[0, :, 0]) == -4.0

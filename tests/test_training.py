@@ -141,3 +141,16 @@ def test_wandb_offline_mirrors_every_epoch(workdir, monkeypatch):
     tsv = (workdir / "epochs.tsv").read_text().splitlines()
     assert len(tsv) == 1 + 3 and tsv[0].startswith("epoch\ttrain_loss\tselection\tval_roundtrip_nrmse")
     assert epochs_logged[-1]["train_autoencoder/val_roundtrip_nrmse"] == pytest.approx(float(tsv[-1].split("\t")[3]), rel=1e-4)
+
+
+def test_a_corrupt_resume_state_is_set_aside_and_training_starts_over(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    resume = resume_path("train_autoencoder", Path("scratch"))
+    resume.parent.mkdir(parents=True)
+    resume.write_bytes(b"PK\x03\x04 not a torch archive")  # a truncated write, say
+    cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16, "train.autoencoder.epochs": 1})
+    summary = ae_stage.train_autoencoder(cfg, Path("data"), Path("ae.pt"), Path("epochs.tsv"), Path("summary.json"))
+    out = capsys.readouterr().out
+    assert "warning: cannot read the resume state" in out and "training from scratch" in out
+    assert summary["epochs_run"] == 1 and Path("ae.pt").exists()
+    assert resume.with_name("resume.pt.corrupt").read_bytes().startswith(b"PK")

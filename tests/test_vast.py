@@ -67,6 +67,30 @@ def test_dry_run_shows_query_request_and_script_without_secrets(launch_repo, fak
     assert fake_vast.requests == []  # a dry run rents nothing
 
 
+def test_a_token_in_the_git_remote_url_never_reaches_the_script_or_the_dry_run(launch_repo, fake_vast, monkeypatch):
+    """`origin` may be `https://x-access-token:TOKEN@host/…`: the instance clones from the URL without
+    its user-info (the token travels as UPS_GIT_TOKEN, an instance environment variable)."""
+    import ups.vast as vast
+    from ups.vast import Machine, plan, public_url
+
+    token = "SENTINEL-GITTOKEN-3b2a"
+    assert public_url(f"https://x-access-token:{token}@github.com/o/r.git") == "https://github.com/o/r.git"
+    assert public_url("git@github.com:o/r.git") == "git@github.com:o/r.git"
+    assert public_url("/srv/git/r.git") == "/srv/git/r.git"
+    real_git = vast.git
+
+    def git_with_token_url(args, cwd=".", **kw):  # the remote answers as if its URL held a token
+        if args[:2] == ["remote", "get-url"]:
+            return subprocess.CompletedProcess(args, 0, f"https://x-access-token:{token}@git.example.invalid/ups.git\n", "")
+        return real_git(args, cwd, **kw)
+
+    monkeypatch.setattr(vast, "git", git_with_token_url)
+    monkeypatch.chdir(launch_repo)
+    p = plan(launch_repo, "vast-dim12", ["latent.dim=12"], Machine("RTX_4090", 1, 0.6, 50, "img", 2.0))
+    assert p.repo_url == "https://git.example.invalid/ups.git"
+    assert token not in p.script and token not in json.dumps(p.request(9001, masked=True)) and token not in repr(p)
+
+
 def test_preflight_refusals(launch_repo, fake_vast, s3_server):
     bad_name = run(["ups", "vast", "launch", "-n", "bad name!", "--dry-run"], launch_repo, check=False)
     assert bad_name.returncode == 1 and "experiment name 'bad name!' is not allowed" in bad_name.stderr

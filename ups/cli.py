@@ -3,6 +3,7 @@
     ups params check [--params FILE] [-S key=value ...]   validate params.yaml (+ overrides)
     ups params reference                               print the params reference (docs/PARAMS.md)
     ups data info FILE [--frames T --grid X]           describe a Burgers-S or PDEBench file
+    ups pipeline deps [--write]                        check (or rewrite) dvc.yaml's code deps from each stage's imports
     ups ttc-report [--split val --corrector consistency]  TTC's gain and cost against one sample
     ups gate check [--gate metrics/gate.json]          strict gate: exit 1 unless it passed (CI, promotion)
     ups eval recompute [predictions/eval_full.h5]      every metric again, from the saved predictions
@@ -48,9 +49,33 @@ def _data_info(args: argparse.Namespace) -> None:
     traj = load_trajectories(args.file, frames=args.frames, grid=args.grid, allow_legacy_domain=args.allow_legacy_domain)
     print(f"{args.file}: {len(traj)} trajectories × {traj.u.shape[1]} frames × {traj.u.shape[2]} points")
     print(f"  x ∈ [{traj.x.min():.4g}, {traj.x.max():.4g}], t ∈ [{traj.t.min():.4g}, {traj.t.max():.4g}] (Δt = {traj.dt:.4g})")
-    print(f"  ν ∈ {sorted(set(np.round(traj.nu.astype(float), 8).tolist()))}, u ∈ [{traj.u.min():.4g}, {traj.u.max():.4g}]")
+    finite = np.isfinite(traj.u)
+    values = traj.u[finite]
+    span = f"[{values.min():.4g}, {values.max():.4g}]" if values.size else "(no finite value)"
+    print(f"  ν ∈ {sorted(set(np.round(traj.nu.astype(float), 8).tolist()))}, u ∈ {span} over its finite values")
     for key, value in read_attrs(args.file).items():
         print(f"  {key}: {value}")
+    bad = int((~finite).sum())
+    if bad:
+        rows = np.flatnonzero((~finite).any(axis=(1, 2)))
+        print(f"{args.file}: {bad} non-finite values (NaN or Inf) in {len(rows)} trajectories (first: {rows[:5].tolist()}); this file cannot be trained on", file=sys.stderr)
+        sys.exit(1)
+
+
+def _pipeline_deps(args: argparse.Namespace) -> None:
+    from ups.pipeline_deps import missing_deps, write_deps
+
+    if args.write:
+        changed = write_deps(".")
+        print(f"dvc.yaml: code deps rewritten from the import closure of {len(changed)} stage(s): {', '.join(changed) or 'none changed'}")
+        return
+    missing = missing_deps(".")
+    for stage, files in missing.items():
+        print(f"{stage}: runs {', '.join(files)} without depending on it")
+    if missing:
+        print("dvc.yaml misses code deps: `ups pipeline deps --write` rewrites them from each stage's imports", file=sys.stderr)
+        sys.exit(1)
+    print("dvc.yaml: every stage depends on all the code it runs")
 
 
 def _ttc_report(args: argparse.Namespace) -> None:
@@ -210,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--grid", type=int, default=None, help="subsample to this many points")
     info.add_argument("--allow-legacy-domain", action="store_true")
     info.set_defaults(func=_data_info)
+
+    pipeline = sub.add_parser("pipeline", help="the DVC pipeline's definition").add_subparsers(dest="action", required=True)
+    deps = pipeline.add_parser("deps", help="check (or --write) that each stage's code deps in dvc.yaml cover every module it imports")
+    deps.add_argument("--write", action="store_true", help="rewrite the code deps of dvc.yaml from each stage's import closure")
+    deps.set_defaults(func=_pipeline_deps)
 
     ttc = sub.add_parser("ttc-report", help="test-time compute's gain and cost against one corrected sample")
     ttc.add_argument("--params", default="params.yaml")

@@ -128,6 +128,8 @@ class DiffusionConfig:
     min_noise: float = param("smallest noise level σ_min (relative to the residual scale)", gt=0.0, lt=1.0)
     width: int = param("denoiser width", ge=8)
     depth: int = param("denoiser blocks", ge=1)
+    heads: int = param("attention heads of the denoiser (divides width)", ge=1)
+    mlp_ratio: float = param("MLP hidden size / width in the denoiser blocks", gt=0.0)
     ensemble: int = param("samples per step for the ensemble", ge=1)
 
 
@@ -136,12 +138,16 @@ class ConsistencyConfig:
     nfe: int = param("network evaluations per step of the student", ge=1, le=2)
     width: int = param("student width", ge=8)
     depth: int = param("student blocks", ge=1)
+    heads: int = param("attention heads of the student (divides width)", ge=1)
+    mlp_ratio: float = param("MLP hidden size / width in the student blocks", gt=0.0)
 
 
 @dataclass(frozen=True)
 class SteadyPriorConfig:
     width: int = param("hidden width", ge=8)
     depth: int = param("hidden blocks", ge=1)
+    heads: int = param("attention heads (divides width)", ge=1)
+    mlp_ratio: float = param("MLP hidden size / width in the blocks", gt=0.0)
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,8 @@ class StageTraining:
     epochs: int = param("maximum epochs", ge=1)
     batch_size: int = param("global batch size", ge=1)
     lr: float = param("peak AdamW learning rate", gt=0.0, le=1.0)
+    lr_floor: float = param("learning rate at the end of the cosine decay, as a fraction of the peak", ge=0.0, le=1.0)
+    betas: list[float] = param("AdamW's (β1, β2)", ge=0.0, lt=1.0)
     weight_decay: float = param("AdamW weight decay", ge=0.0)
     warmup: float = param("fraction of steps of linear warm-up before cosine decay", ge=0.0, lt=1.0)
     grad_clip: float = param("gradient-norm clip (0 = off)", ge=0.0)
@@ -410,8 +418,14 @@ def _cross_checks(cfg: Config) -> list[str]:
     level_factor = 2 ** (cfg.operator.levels - 1)
     if cfg.latent.tokens % level_factor:
         p.append(f"operator.levels: {cfg.operator.levels} levels halve the token axis {cfg.operator.levels - 1} times, so latent.tokens ({cfg.latent.tokens}) must be divisible by {level_factor}")
-    if cfg.operator.width % cfg.operator.heads:
-        p.append(f"operator.heads: {cfg.operator.heads} must divide operator.width ({cfg.operator.width})")
+    for section in ("operator", "diffusion", "consistency", "steady_prior"):
+        c = getattr(cfg, section)
+        if c.width % c.heads:
+            p.append(f"{section}.heads: {c.heads} must divide {section}.width ({c.width})")
+    for stage in ("autoencoder", "operator", "diff_residual", "consistency", "steady_prior"):
+        betas = getattr(cfg.train, stage).betas
+        if len(betas) != 2:
+            p.append(f"train.{stage}.betas: {betas} must be two numbers, AdamW's [β1, β2]")
     if cfg.operator.history > cfg.eval.history:
         p.append(f"operator.history: {cfg.operator.history} frames cannot exceed eval.history ({cfg.eval.history}), the frames evaluation provides")
     if cfg.eval.history >= d.frames:
@@ -470,17 +484,30 @@ def load_raw(path: Path | str = PARAMS_FILE) -> dict:
     path = Path(path)
     if not path.exists():
         raise ConfigError([f"{path} not found; run from the repository root or pass --params"], source=str(path))
+    if path.is_dir():
+        raise ConfigError([f"{path} is a folder; --params takes the params file itself (e.g. {path / PARAMS_FILE})"], source=str(path))
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from exc
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError([f"holds a YAML {type(raw).__name__}, not a mapping of sections"], source=str(path))
     return raw or {}
 
 
 def load_config(path: Path | str = PARAMS_FILE, overrides: dict[str, Any] | None = None) -> Config:
     """Load, override, validate. Raises ConfigError naming every problem."""
     raw = apply_overrides(load_raw(path), overrides)
-    return config_from_dict(raw, source=str(path))
+    try:
+        return config_from_dict(raw, source=str(path))
+    except ConfigError as exc:
+        if not overrides:
+            raise
+        # Say where each bad value came from: an override (`-S`) or the file.
+        from_overrides = [p for p in exc.problems if any(p.startswith(f"{key}:") or p.startswith(f"{key}.") for key in overrides)]
+        if len(from_overrides) == len(exc.problems):
+            raise ConfigError(exc.problems, source="overrides") from None
+        raise ConfigError(exc.problems, source=f"{path} and overrides") from None
 
 
 def to_dict(cfg: Any) -> dict:

@@ -93,10 +93,9 @@ def decide(gate: GateConfig, small: dict, full: dict, champion: dict | None, cha
 
 def strict(path: Path | str) -> tuple[bool, str]:
     """(passed, a one-paragraph summary) of a written gate file; for `ups gate check`."""
-    path = Path(path)
-    if not path.exists():
-        return False, f"{path} does not exist: run `dvc repro gate` (or `dvc exp run`) first"
-    g = json.loads(path.read_text())
+    from ups.io import read_stage_json
+
+    g = read_stage_json(path, "gate", ("passed", "failures"))
     if g["passed"]:
         return True, f"gate passed: {g['method']} nRMSE {g['nrmse']:.4g}, {g['ratio_to_persistence']:.3g} × persistence"
     return False, "gate failed:\n  " + "\n  ".join(g["failures"])
@@ -106,9 +105,11 @@ def run_gate(gate: GateConfig, small_path: Path, full_path: Path, training_summa
     """The `gate` stage: decide, add the total training time (a leaderboard column), write `out`."""
     from ups.io import write_json_atomic
 
-    small, full = json.loads(Path(small_path).read_text()), json.loads(Path(full_path).read_text())
+    from ups.io import read_stage_json
+
+    small, full = read_stage_json(small_path, "eval_small", ("proxy",)), read_stage_json(full_path, "eval_full", ("skipped",))
     champion, source = committed_json(full_path)
     verdict = decide(gate, small, full, champion, source)
-    verdict["training_seconds"] = round(sum(json.loads(Path(p).read_text()).get("train_seconds", 0.0) for p in training_summaries), 1)
+    verdict["training_seconds"] = round(sum(read_stage_json(p, Path(p).parent.name).get("train_seconds", 0.0) for p in training_summaries), 1)
     write_json_atomic(out, verdict)
     return verdict

@@ -32,3 +32,22 @@ def write_text_atomic(path: Path | str, text: str) -> None:
 
 def write_json_atomic(path: Path | str, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def read_stage_json(path: Path | str, stage: str, required: tuple[str, ...] = ()) -> dict:
+    """A JSON file a pipeline stage wrote (`metrics/eval_small.json`, …). Missing, unreadable or
+    incomplete, it raises `StageError` naming the file and the stage to rerun, not a traceback."""
+    from ups.errors import StageError
+
+    path = Path(path)
+    rerun = f"rerun `dvc repro {stage}`"
+    if not path.exists():
+        raise StageError(f"{path} does not exist: {rerun}")
+    try:
+        obj = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StageError(f"{path} is not valid JSON ({exc}): {rerun}") from exc
+    missing = [k for k in required if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise StageError(f"{path} lacks {', '.join(repr(k) for k in missing)}, so it was not written by this version of `{stage}`: {rerun}")
+    return obj

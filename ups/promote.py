@@ -22,6 +22,10 @@ def commit_message(name: str, row: dict) -> str:
     )
 
 
+def _untracked(cwd: Path | str) -> list[str]:
+    return [f for f in git(["ls-files", "--others", "--exclude-standard", "-z"], cwd, check=True).stdout.split("\0") if f]
+
+
 def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
     """Promote experiment `name`; return the new commit's hash."""
     row = find(rows_from_exp_show(exp_show(cwd)), name)
@@ -35,8 +39,13 @@ def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
         raise StageError(f"uncommitted changes in the working tree (`dvc exp apply` would overwrite them); commit or stash them first:\n{dirty}")
     if push:
         check_remote(cwd)
+    untracked_before = set(_untracked(cwd))
     dvc(["exp", "apply", name], cwd)
-    git(["add", "-A"], cwd, check=True)
+    # Stage what `dvc exp apply` changed, never files that were lying around (a stray credentials file).
+    git(["add", "-u"], cwd, check=True)
+    created = [f for f in _untracked(cwd) if f not in untracked_before]
+    if created:
+        git(["add", "--", *created], cwd, check=True)
     git(["commit", "-q", "-m", commit_message(name, row)], cwd, check=True)
     if push:
         dvc(["push"], cwd)

@@ -121,7 +121,18 @@ def preflight(cwd: Path | str, name: str, overrides: list[str], git_remote: str 
     unpushed = sorted(path for path, state in json.loads(status.stdout or "{}").items() if state == "new")
     if unpushed:
         raise LaunchError(f"DVC outputs not on remote {remote_name!r}: {', '.join(unpushed[:5])}{' …' if len(unpushed) > 5 else ''}. Run `dvc push` first")
-    return {"commit": commit, "repo_url": url.stdout.strip(), "remote": remote, "access_key_id": key_id, "secret_access_key": secret}
+    return {"commit": commit, "repo_url": public_url(url.stdout.strip()), "remote": remote, "access_key_id": key_id, "secret_access_key": secret}
+
+
+def public_url(url: str) -> str:
+    """The git remote's URL without user-info (`https://user:TOKEN@host/…` → `https://host/…`): the
+    URL goes into the start-up script and the dry run's output; a token travels as `UPS_GIT_TOKEN`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https", "ssh", "git") and "@" in parts.netloc and not (parts.scheme == "ssh" and ":" not in parts.netloc.rsplit("@", 1)[0]):
+        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return url
 
 
 def offer_query(m: Machine) -> tuple[dict, list]:

@@ -48,14 +48,34 @@ def write_predictions(path: Path | str, split: str, inputs: torch.Tensor, target
 
 
 def recompute(path: Path | str) -> dict[str, dict[str, float]]:
-    """Every method's field metrics (and ensemble scores) from the predictions file alone."""
+    """Every method's field metrics (and ensemble scores) from the predictions file alone.
+
+    A missing file, a file that is not HDF5, one without eval_full's layout, or non-finite
+    predictions raise `DataError` naming the file, the problem and the stage that writes it."""
+    from ups.data.dataset import DataError
+
+    path = Path(path)
+    rerun = "rerun `dvc repro eval_full` (or `dvc pull` it)"
+    if not path.exists():
+        raise DataError(f"{path}: no such predictions file; {rerun}")
+    if not h5py.is_hdf5(path):
+        raise DataError(f"{path}: not an HDF5 file, so not eval_full's predictions; {rerun}")
     out = {}
     with h5py.File(path, "r") as f:
         if "skipped" in f.attrs:
             return {}
+        if "methods" not in f.attrs or "target" not in f:
+            raise DataError(f"{path}: not eval_full's layout (no 'methods' attribute or 'target' dataset); {rerun}")
         for name in str(f.attrs["methods"]).split(","):
+            if name not in f or "prediction" not in f[name] or "target" not in f[name]:
+                raise DataError(f"{path}: method {name!r} has no '{name}/prediction' and '{name}/target'; {rerun}")
             g = f[name]
             pred, target = torch.from_numpy(g["prediction"][()]), torch.from_numpy(g["target"][()])
+            if pred.shape != target.shape:
+                raise DataError(f"{path}: {name}/prediction has shape {tuple(pred.shape)}, the target {tuple(target.shape)}; {rerun}")
+            bad = int((~torch.isfinite(pred)).sum())
+            if bad:
+                raise DataError(f"{path}: {name}/prediction holds {bad} non-finite values (NaN or Inf); its metrics are undefined")
             out[name] = pdebench_metrics(pred, target)
             if "members" in g:
                 out[name].update(ensemble_scores(torch.from_numpy(g["members"][()]), target))

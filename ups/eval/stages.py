@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from ups.eval.figures import message_png, space_time_png
 from ups.eval.predictions import write_predictions
 from ups.gate import absolute_checks, failures
 from ups.inference.rollout import Simulator
-from ups.io import write_json_atomic, write_text_atomic
+from ups.io import read_stage_json, write_json_atomic, write_text_atomic
 from ups.training import consistency, diff_residual, steady_prior
 from ups.training.loop import pick_device
 
@@ -75,7 +74,7 @@ def _clear_images(folder: Path) -> None:
 
 def eval_full(cfg: Config, data_dir: Path, checkpoints: dict[str, Path], small_report: Path, out: Path, per_frame: Path, images: Path, predictions: Path) -> dict:
     """Every method on test, full horizon; skipped (and saying why) when the proxy gate failed."""
-    small = json.loads(Path(small_report).read_text())
+    small = read_stage_json(small_report, "eval_small", ("proxy",))
     _clear_images(Path(images))
     if not small["proxy"]["passed"]:
         reason = "the proxy gate (eval_small) failed: " + "; ".join(small["proxy"]["failures"])

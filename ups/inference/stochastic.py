@@ -3,10 +3,11 @@
 A corrector (the diffusion residual or its consistency student) samples the normalised residual
 r = (z_true − z_op)/r_std given the operator's prediction; each step is z = z_op + r_std · r.
 
-Test-time compute (`ttc_rollout`): at each step every kept state draws `candidates` corrected next
-states; each candidate is rolled `horizon − 1` steps further with one corrected sample, decoded, and
-scored by a reward computed for each trajectory separately; per trajectory the best `beam` states are
-kept, and the best one gives the prediction. The reward is a function of decoded fields only:
+Test-time compute (`ttc_rollout`), a beam search per trajectory: at each step every kept path draws
+`candidates` corrected next states; each candidate is rolled `horizon − 1` steps further with one
+corrected sample (a look-ahead), decoded, and ranked by its path's cumulative reward plus its
+look-ahead reward, computed for each trajectory separately; the best `beam` paths are kept, and the
+path with the best cumulative reward gives the prediction. The reward is a function of decoded fields only:
 `physics_reward` (discrete Burgers residual between consecutive frames, drift of ∫u, energy gain),
 or in tests an oracle.
 """
@@ -98,6 +99,7 @@ def ttc_rollout(
     windows = z_hist[:, None].expand(b, beam, *z_hist.shape[1:]).clone()  # (B, K, H, T, D); K kept states
     u_last = u_history[:, -1][:, None].expand(b, beam, -1).clone()  # (B, K, X)
     paths = u_history.new_zeros(b, beam, 0, u_history.shape[-1])
+    cumulative = u_history.new_zeros(b, beam)  # each kept path's summed reward so far
     kept = 1  # at the start all beam slots hold the same state: expand only one
     nfe = 0
     for step in range(steps):
@@ -108,7 +110,8 @@ def ttc_rollout(
         nfe += n * (1 + corrector.nfe)  # the operator and the corrector, for every candidate
         u_first = sim.decode(first[:, None], x)[:, 0]
         prev = u_last[:, :kept].repeat_interleave(candidates, dim=1).reshape(n, -1)
-        score = reward(prev, u_first, step, rows)
+        path_score = cumulative[:, :kept].repeat_interleave(candidates, dim=1).reshape(n) + reward(prev, u_first, step, rows)
+        score = path_score.clone()  # ranking: the path so far plus the look-ahead
         look_window = torch.cat([w[:, 1:], first[:, None]], dim=1)
         look_prev = u_first
         for ahead in range(1, min(horizon, steps - step)):
@@ -126,5 +129,6 @@ def ttc_rollout(
         windows = torch.cat([new_windows, windows[:, new_kept:]], dim=1) if new_kept < beam else new_windows
         paths = new_paths
         u_last = u_first[flat.flatten()].reshape(b, new_kept, -1)
+        cumulative = path_score[flat.flatten()].reshape(b, new_kept)
         kept = new_kept
     return paths[:, 0], {"nfe_per_step": nfe / (b * steps), "seconds": time.perf_counter() - started}

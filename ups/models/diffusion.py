@@ -41,14 +41,13 @@ def noise_levels(steps: int, min_noise: float, schedule: str) -> torch.Tensor:
 class ResidualDenoiser(nn.Module):
     """F: (noisy residual, σ, operator prediction, Δt, ν) → residual estimate, as adaLN blocks over tokens."""
 
-    def __init__(self, latent: LatentConfig, width: int, depth: int, heads: int = 4):
+    def __init__(self, latent: LatentConfig, width: int, depth: int, heads: int, mlp_ratio: float):
         super().__init__()
-        heads = heads if width % heads == 0 else 1
         self.inp = nn.Linear(2 * latent.dim, width)
         self.sigma_embed = TimestepEmbedding(width)
         self.dt_embed = TimestepEmbedding(width)
         self.nu_embed = TimestepEmbedding(width)
-        self.blocks = nn.ModuleList(AdaLNBlock(width, heads, latent.tokens, 2.0, width) for _ in range(depth))
+        self.blocks = nn.ModuleList(AdaLNBlock(width, heads, latent.tokens, mlp_ratio, width) for _ in range(depth))
         self.norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, latent.dim)
         nn.init.zeros_(self.out.weight)
@@ -68,9 +67,11 @@ def _precondition(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 class DiffusionResidual(nn.Module):
+    compile_targets = ("denoise",)  # the network inside the loss, which draws noise (runtime.compile)
+
     def __init__(self, latent: LatentConfig, cfg: DiffusionConfig):
         super().__init__()
-        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth)
+        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth, cfg.heads, cfg.mlp_ratio)
         self.register_buffer("levels", noise_levels(cfg.steps, cfg.min_noise, cfg.schedule))
         self.register_buffer("r_std", torch.ones(latent.dim))
 
@@ -126,7 +127,7 @@ class ConsistencyStudent(nn.Module):
     def __init__(self, latent: LatentConfig, cfg: ConsistencyConfig, levels: torch.Tensor):
         super().__init__()
         self.nfe = cfg.nfe
-        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth)
+        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth, cfg.heads, cfg.mlp_ratio)
         self.register_buffer("levels", levels.clone())
         self.register_buffer("r_std", torch.ones(latent.dim))
 

@@ -19,6 +19,8 @@ from ups.models.layers import AdaLNBlock, TimestepEmbedding
 
 
 class LatentOperator(nn.Module):
+    compile_targets = ("step",)  # what the training loss calls (runtime.compile)
+
     def __init__(self, latent: LatentConfig, cfg: OperatorConfig):
         super().__init__()
         self.history = cfg.history

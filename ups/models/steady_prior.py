@@ -16,15 +16,16 @@ from ups.models.layers import AdaLNBlock, TimestepEmbedding
 
 
 class SteadyPrior(nn.Module):
-    def __init__(self, latent: LatentConfig, cfg: SteadyPriorConfig, heads: int = 4):
+    compile_targets = ("step",)  # what the training loss calls (runtime.compile)
+
+    def __init__(self, latent: LatentConfig, cfg: SteadyPriorConfig):
         super().__init__()
-        heads = heads if cfg.width % heads == 0 else 1
         self.register_buffer("z_mean", torch.zeros(latent.dim))
         self.register_buffer("z_std", torch.ones(latent.dim))
         self.inp = nn.Linear(latent.dim, cfg.width)
         self.nu_embed = TimestepEmbedding(cfg.width)
         self.t_embed = TimestepEmbedding(cfg.width)
-        self.blocks = nn.ModuleList(AdaLNBlock(cfg.width, heads, latent.tokens, 2.0, cfg.width) for _ in range(cfg.depth))
+        self.blocks = nn.ModuleList(AdaLNBlock(cfg.width, cfg.heads, latent.tokens, cfg.mlp_ratio, cfg.width) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.width)
         self.out = nn.Linear(cfg.width, latent.dim)
         nn.init.zeros_(self.out.weight)

@@ -19,8 +19,10 @@ SCRATCH = Path("scratch")  # git-ignored; `dvc exp run` resets DVC outputs, not 
 
 
 def save_atomic(obj: Any, path: Path | str) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """`torch.save` through an open file: given a path, torch writes that file's name (here the
+    temporary one, with the PID) into the archive, so equal contents would hash differently in DVC."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load(path: Path | str, kind: str | None = None) -> dict:

@@ -114,6 +114,30 @@ class _StopOnSignal:
             signal.signal(sig, handler)
 
 
+def compile_hot_paths(model: nn.Module) -> nn.Module:
+    """`torch.compile` what a stage's loss calls: the methods named by the model's `compile_targets`
+    (`forward` when it names none). Losses that call `model.step` or `model.denoise` bypass
+    `forward`, so compiling the module alone would compile nothing they run."""
+    for name in getattr(model, "compile_targets", ("forward",)):
+        setattr(model, name, torch.compile(getattr(model, name)))
+    return model
+
+
+def _load_resume(stage: str, path: Path) -> dict | None:
+    """The resume state at `path`, or None after a warning when it cannot be read (a truncated or
+    foreign file): it is set aside as `resume.pt.corrupt` and the stage trains from scratch."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        if not isinstance(saved, dict):
+            raise ValueError(f"holds a {type(saved).__name__}, not a resume state")
+        return saved
+    except Exception as exc:  # torch raises several types for a truncated or foreign file
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        print(f"{stage}: warning: cannot read the resume state {path} ({type(exc).__name__}: {exc}); set it aside as {aside} and training from scratch", flush=True)
+        return None
+
+
 def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
     """Train, select on validation, save the best EMA weights to `task.checkpoint_path`."""
     t = task.training
@@ -128,14 +152,14 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
     ema = EMA(model, t.ema)
     optimizer = build_optimizer(model, t)
     total_steps = t.epochs * task.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, t.warmup))
-    step_model = torch.compile(model) if runtime.compile else model
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, t.warmup, t.lr_floor))
+    step_model = compile_hot_paths(model) if runtime.compile else model
     autocast = device.type == "cuda" and runtime.bf16
 
     state = {"epoch": 0, "batch": 0, "best": float("inf"), "best_epoch": -1, "best_state": None, "bad_epochs": 0, "rows": [], "running": [0.0, 0], "seconds": 0.0}
     resume_file = ckpt.resume_path(task.stage, task.scratch)
-    if resume_file.exists():
-        saved = torch.load(resume_file, map_location="cpu", weights_only=False)
+    saved = _load_resume(task.stage, resume_file) if resume_file.exists() else None
+    if saved is not None:
         if saved.get("fingerprint") == task.fingerprint:
             model.load_state_dict(saved["model"])
             ema.load_state_dict(saved["ema"])
