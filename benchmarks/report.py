@@ -84,7 +84,9 @@ def section(mode: str) -> str | None:
     m = speed["solver_at_matched_error"]
     out.append(f"\nAt the UPS operator's error ({speed['ups_operator_nrmse']:.4g}): " + (f"the solver on {m['grid']} points takes {m['ms_per_trajectory']:.3g} ms per trajectory, the operator {speed['inference_ms_per_trajectory']['UPS operator']:.3g} ms." if m else "no solver grid tried is that inaccurate."))
     out.append("\n**Training throughput and the pipeline**\n")
-    out.append(_table(["stage", "samples / s", "train s", "epochs"], [[k, v["samples_per_second"], v["train_seconds"], v["epochs"]] for k, v in pipe["training_throughput"].items()]))
+    out.append(_table(["stage", "samples / s", "train s", "epochs", "validate's estimate s"], [[k, v["samples_per_second"], v["train_seconds"], v["epochs"], v.get("validate_estimate_seconds")] for k, v in pipe["training_throughput"].items()]))
+    if pipe.get("note_estimate"):
+        out.append(f"\n{pipe['note_estimate']}")
     if pipe.get("stages"):
         out.append("\n" + _table(["stage", "wall s (`dvc repro -s`)", "peak RSS MB (stage incl. dvc)"], [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()]))
         out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s." + (f" `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3)." if pipe.get("noop_repro_seconds") is not None else ""))

@@ -104,7 +104,8 @@ def throughput(workdir: Path) -> dict:
         if path.exists():
             s = json.loads(path.read_text())
             samples = s["epochs_run"] * m["steps_per_epoch"] * m["batch_size"]
-            out[stage] = {"samples_per_second": round(samples / max(s["train_seconds"], 1e-9), 1), "train_seconds": s["train_seconds"], "epochs": s["epochs_run"]}
+            out[stage] = {"samples_per_second": round(samples / max(s["train_seconds"], 1e-9), 1), "train_seconds": s["train_seconds"], "epochs": s["epochs_run"],
+                          "validate_estimate_seconds": m["estimated_seconds"] * s["epochs_run"] / max(1, m["epochs"])}
     return out
 
 
