@@ -17,3 +17,18 @@ def test_checkpoints_saved_by_two_processes_have_identical_bytes(tmp_path):
         subprocess.run([sys.executable, "-c", code, str(p)], check=True, cwd=ROOT)
     digests = {hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
     assert len(digests) == 1
+
+
+def test_two_runs_of_a_stage_write_identical_bytes(tmp_path, smoke_data, smoke_cfg):
+    """Two runs of train_autoencoder (1 epoch) and of encode_latents on the same machine: the
+    checkpoint and the latents have the same sha256, so DVC sees one output, not two."""
+    from ups.training.autoencoder import train_autoencoder
+    from ups.training.latents import encode_latents
+
+    digests = []
+    for i in range(2):
+        run_dir = tmp_path / f"run{i}"
+        train_autoencoder(smoke_cfg, smoke_data, run_dir / "ae.pt", run_dir / "epochs.tsv", run_dir / "summary.json", scratch=run_dir / "scratch")
+        encode_latents(smoke_data, run_dir / "ae.pt", run_dir / "latents")
+        digests.append([hashlib.sha256((run_dir / p).read_bytes()).hexdigest() for p in ("ae.pt", "latents/train.pt", "latents/val.pt")])
+    assert digests[0] == digests[1]
