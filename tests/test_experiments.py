@@ -148,6 +148,10 @@ def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
     cloud = run(["dvc", "status", "--cloud"], repo).stdout
     assert "in sync" in cloud.lower(), cloud
 
+    # HEAD has moved on since 'good' ran: applying it again would undo the promotion commit's successors
+    again = run(["ups", "promote", "good"], repo, check=False)
+    assert again.returncode == 1 and "ran on baseline" in again.stderr and "undo the commits since" in again.stderr, again.stderr
+
 
 def test_unreachable_remote_and_missing_credentials_are_one_clear_sentence(pipeline_repo, monkeypatch, s3_server):
     env_without_keys = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}

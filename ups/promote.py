@@ -1,7 +1,9 @@
 """Promotion (SPEC §8): `dvc exp apply NAME`, a commit that names the experiment and its numbers, `dvc push`.
 
-Refused, with the reason, when the experiment's gate did not pass, when it cannot be found, when the
-working tree has uncommitted changes (apply would overwrite them) or when the remote is unusable.
+Refused, with the reason, when the experiment's gate did not pass, when it cannot be found, when it
+ran on another baseline than HEAD (apply would undo the commits since), when the working tree has
+uncommitted changes (apply would overwrite them) or when the remote is unusable. Only what
+`dvc exp apply` changed is committed, never files that merely lie in the working tree.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
     if row["passed"] is not True:
         why = row["failures"] or ("see its metrics/gate.json" if row["passed"] is False else "it has no gate verdict: did its run reach the gate stage?")
         raise StageError(f"experiment {name!r} did not pass the gate, so it is not promoted: {why}")
+    head = git(["rev-parse", "HEAD"], cwd, check=True).stdout.strip()
+    if row.get("baseline") and not head.startswith(str(row["baseline"])):
+        raise StageError(
+            f"experiment {name!r} ran on baseline {row['baseline']}, but HEAD is {head[:7]}: `dvc exp apply` would put back that "
+            f"baseline's files and undo the commits since. Rerun it on HEAD (`dvc exp run -n NAME …`) and promote that run"
+        )
     dirty = git(["status", "--porcelain", "--untracked-files=no"], cwd, check=True).stdout.strip()
     if dirty:
         raise StageError(f"uncommitted changes in the working tree (`dvc exp apply` would overwrite them); commit or stash them first:\n{dirty}")
