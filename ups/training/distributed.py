@@ -5,9 +5,13 @@
 `python -m torch.distributed.run --standalone --nproc_per_node N` on the same command line (the
 stage command in dvc.yaml never changes), waits, and turns a failing rank into one clear error.
 Inside torchrun every rank runs the stage: `fit` joins the process group (NCCL on GPUs, gloo on CPU),
-gives each rank an equal, disjoint part of every global batch, averages gradients across ranks with
-an all-reduce before each step, and lets rank 0 alone write checkpoints, resume state, plots, metrics
-and logs. Every rank validates the same weights, so early-stopping decisions agree without talk.
+gives each rank a disjoint part of every global batch, and averages gradients across ranks through
+PyTorch's `DistributedDataParallel` (bucketed all-reduce overlapping the backward pass). Each rank's
+loss is weighted by its share of the batch, so the averaged gradient is the gradient of the global
+batch's mean loss, as in one process, also for a last batch smaller than the number of ranks (a rank
+without rows computes its loss on one row with weight 0). Rank 0 alone writes checkpoints, resume
+state, plots, metrics and logs. Every rank validates the same weights, so early-stopping decisions
+agree without talk.
 """
 
 from __future__ import annotations
@@ -54,24 +58,39 @@ def init(ctx: Context, device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
 
 
-def shard(batch, ctx: Context):
-    """This rank's part of a global batch of indices: rows rank, rank + world, …"""
-    return batch[ctx.rank :: ctx.world] if ctx.active else batch
-
-
-def average_gradients(params: list[torch.nn.Parameter], ctx: Context) -> None:
-    """All-reduce the gradients (one flat buffer) and divide by the number of ranks."""
+def shard(batch, ctx: Context) -> tuple[object, float]:
+    """This rank's part of a global batch of indices (rows rank, rank + world, …) and the weight of
+    its mean loss, len(part) · world / len(batch), so that the ranks' averaged gradient is the global
+    batch's. A rank left without rows (a last batch smaller than the world) gets one row, weight 0."""
     if not ctx.active:
-        return
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat)
-    flat /= ctx.world
-    offset = 0
-    for p, g in zip(params, grads):
-        n = g.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone()
-        offset += n
+        return batch, 1.0
+    part = batch[ctx.rank :: ctx.world]
+    if len(part) == 0:
+        return batch[:1], 0.0
+    return part, len(part) * ctx.world / len(batch)
+
+
+class LossModule(torch.nn.Module):
+    """The model with its stage's loss as `forward`, so that `DistributedDataParallel` wraps the whole
+    computation the loss runs (`model.step`, `model.denoise`, … as well as `forward`)."""
+
+    def __init__(self, model: torch.nn.Module, loss: Callable):
+        super().__init__()
+        self.model = model
+        self.loss = loss
+
+    def forward(self, batch, gen: torch.Generator) -> torch.Tensor:
+        return self.loss(self.model, batch, gen)
+
+
+def data_parallel(model: torch.nn.Module, loss: Callable, ctx: Context, device: torch.device) -> Callable:
+    """(batch, generator) → loss: through `DistributedDataParallel` under torchrun, directly otherwise."""
+    module = LossModule(model, loss)
+    if not ctx.active:
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
 
 
 def any_rank(flag: bool, ctx: Context, device: torch.device) -> bool:

@@ -11,7 +11,8 @@ run resumed at any batch ends with the same weights as an uninterrupted run (CPU
 
 Under torchrun (`runtime.nproc` > 1, see `ups.training.distributed`) each rank computes the loss on
 its part of every global batch, gradients are averaged by an all-reduce before clipping and the
-step, and rank 0 alone writes resume state, plots, logs and the checkpoint.
+step (PyTorch's DistributedDataParallel), and rank 0 alone writes resume state, plots, logs and the
+checkpoint.
 """
 
 from __future__ import annotations
@@ -172,6 +173,7 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
     if ctx.active:
         print(f"{task.stage}: rank {ctx.rank}/{ctx.world} on {device} ({'nccl' if device.type == 'cuda' else 'gloo'}), 1/{ctx.world} of each global batch of {t.batch_size}", flush=True)
 
+    compute_loss = distributed.data_parallel(step_model, task.loss, ctx, device)  # after resume: DDP broadcasts rank 0's weights
     log = EpochLog(task.stage, task.plots_path, wandb_cfg, task.log_config, rows=state["rows"], write=ctx.main)
 
     def save_resume() -> None:
@@ -203,13 +205,13 @@ def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
             pending: list[torch.Tensor] = []  # losses (and gradient norms) not yet read back to the host
             for b in range(state["batch"], len(batches)):
                 gen = batch_generator(t.seed, epoch, b)
+                part, weight = distributed.shard(batches[b], ctx)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = task.loss(step_model, distributed.shard(batches[b], ctx), gen)
+                    loss = compute_loss(part, gen) * weight
                 if sync_every == 1 and not torch.isfinite(loss):
                     raise StageError(nonfinite_message("loss", loss.item(), epoch, f"batch {b + 1}", "stopped before the update"))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                distributed.average_gradients(params, ctx)
+                loss.backward()  # under DDP the gradients arrive averaged across ranks
                 if t.grad_clip > 0:
                     norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
                     if sync_every == 1 and not torch.isfinite(norm):
