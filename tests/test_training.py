@@ -154,3 +154,20 @@ def test_a_corrupt_resume_state_is_set_aside_and_training_starts_over(workdir, m
     assert "warning: cannot read the resume state" in out and "training from scratch" in out
     assert summary["epochs_run"] == 1 and Path("ae.pt").exists()
     assert resume.with_name("resume.pt.corrupt").read_bytes().startswith(b"PK")
+
+
+def test_the_dry_run_times_on_the_device_it_names_and_draws_noise_from_cpu_generators(smoke_cfg):
+    """validate's probes build the models and their inputs on the device they report, with that device
+    as the default device meanwhile: the samplers' seeded CPU generators must still draw (on the CPU)
+    and move the noise to the data. On CPU both settings give the same estimate's shape."""
+    from ups.training.dry_run import _time_step, dry_run
+    from ups.training.registry import PROBES
+
+    report = dry_run(smoke_cfg, {"trajectories": {"train": smoke_cfg.data.splits.train}, "frames": smoke_cfg.data.frames})
+    assert report["estimate"]["device"] == "cpu" and set(report["models"]) == set(PROBES)
+    counts, seconds = _time_step(smoke_cfg, PROBES["train_consistency_distill"], torch.device("cpu"))
+    assert seconds > 0 and counts["consistency"] > 0
+    with torch.device("cpu"):  # a default-device context, as on a GPU: generator draws follow the generator
+        from ups.models.layers import generator_device
+
+        assert generator_device(torch.Generator()) == torch.device("cpu") and generator_device(None) == torch.device("cpu")

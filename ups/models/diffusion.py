@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ups.config import ConsistencyConfig, DiffusionConfig, LatentConfig
-from ups.models.layers import AdaLNBlock, TimestepEmbedding
+from ups.models.layers import AdaLNBlock, TimestepEmbedding, generator_device
 
 SIGMA_MAX = 1.0
 
@@ -81,9 +81,9 @@ class DiffusionResidual(nn.Module):
 
     def loss(self, r: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """EDM denoising loss at noise levels drawn from the sampler's K levels."""
-        k = torch.randint(0, len(self.levels), (r.shape[0],), generator=gen)
+        k = torch.randint(0, len(self.levels), (r.shape[0],), generator=gen, device=generator_device(gen))
         sigma = self.levels[k]
-        noise = torch.randn(r.shape, generator=gen).to(r)
+        noise = torch.randn(r.shape, generator=gen, device=generator_device(gen)).to(r)
         weight = (sigma**2 + 1.0) / sigma**2
         err = (self.denoise(r + sigma[:, None, None] * noise, sigma, z_op, dt, nu) - r) ** 2
         return (weight[:, None, None] * err).mean()
@@ -95,7 +95,7 @@ class DiffusionResidual(nn.Module):
         Stochastic: each estimate is re-noised to the next level with fresh noise. Deterministic: the
         DDIM-like update x ← x̂ + σ_next (x − x̂)/σ, a function of the starting noise `start` alone.
         """
-        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen).to(z_op)
+        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
         for i, sigma in enumerate(self.levels):
             s = sigma.expand(z_op.shape[0])
             estimate = self.denoise(x, s, z_op, dt, nu)
@@ -105,7 +105,7 @@ class DiffusionResidual(nn.Module):
             if deterministic:
                 x = estimate + nxt * (x - estimate) / sigma
             else:
-                x = estimate + nxt * torch.randn(z_op.shape, generator=gen).to(z_op)
+                x = estimate + nxt * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
         return x
 
     @torch.no_grad()
@@ -138,9 +138,9 @@ class ConsistencyStudent(nn.Module):
     @torch.no_grad()
     def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
         b = z_op.shape[0]
-        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen).to(z_op)
+        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
         out = self(x, self.levels[0].expand(b), z_op, dt, nu)
         if self.nfe == 2:  # multistep consistency sampling: re-noise to the middle level, map again
             mid = self.levels[len(self.levels) // 2]
-            out = self(out + mid * torch.randn(z_op.shape, generator=gen).to(z_op), mid.expand(b), z_op, dt, nu)
+            out = self(out + mid * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op), mid.expand(b), z_op, dt, nu)
         return out

@@ -9,6 +9,13 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def generator_device(gen: torch.Generator | None) -> torch.device:
+    """Where a draw from `gen` is made: the generator's device (CPU when None), whatever the default
+    device is. Samples are drawn there and moved to the data, so a seeded CPU generator gives the same
+    numbers on every device."""
+    return gen.device if gen is not None else torch.device("cpu")
+
+
 def fourier_features(s: torch.Tensor, n: int) -> torch.Tensor:
     """[sin 2πks, cos 2πks] for k = 1..n; `s` (...,) → (..., 2n)."""
     if n == 0:

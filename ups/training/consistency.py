@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ups.models.layers import generator_device
 from ups.config import Config, ConsistencyConfig, LatentConfig
 from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse
@@ -39,7 +40,7 @@ class _Deterministic:
         self.teacher, self.r_std, self.nfe = teacher, teacher.r_std, teacher.nfe
 
     def sample(self, z_op, dt, nu, gen=None):
-        start = torch.randn(z_op.shape, generator=gen).to(z_op)
+        start = torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
         return self.teacher.sample(z_op, dt, nu, deterministic=True, start=start)
 
 
@@ -64,9 +65,9 @@ def load(path: Path | str) -> ConsistencyStudent:
 
 def distillation_loss(student, teacher, c: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Mean ‖f(x_k, σ_k) − r̂(ε)‖² over the teacher's path, at one random level per sample."""
-    start = SIGMA_MAX * torch.randn(c.shape, generator=gen).to(c)
+    start = SIGMA_MAX * torch.randn(c.shape, generator=gen, device=generator_device(gen)).to(c)
     states, target = teacher.teacher_trajectory(c, dt, nu, start)
-    k = torch.randint(0, len(states), (c.shape[0],), generator=gen)
+    k = torch.randint(0, len(states), (c.shape[0],), generator=gen, device=generator_device(gen))
     k = k.to(c.device)
     x = torch.stack(states)[k, torch.arange(c.shape[0], device=c.device)]
     return ((student(x, teacher.levels[k], c, dt, nu) - target) ** 2).mean()

@@ -18,9 +18,17 @@ from ups.training.registry import PROBES
 TIMED_STEPS = 3
 
 
-def _time_step(cfg: Config, probe) -> tuple[dict[str, int], float]:
+def _time_step(cfg: Config, probe, device: str | torch.device = "cpu") -> tuple[dict[str, int], float]:
+    """Parameter counts and seconds per training step of one stage's models, on `device`: the models
+    are built there and the probe's inputs are made there (it is the default device meanwhile)."""
+    device = torch.device(device)
     torch.manual_seed(0)
-    models = probe.models(cfg)
+    with torch.device(device):
+        return _time_step_here(cfg, probe, device)
+
+
+def _time_step_here(cfg: Config, probe, device: torch.device) -> tuple[dict[str, int], float]:
+    models = {name: m.to(device) for name, m in probe.models(cfg).items()}
     params = [p for m in models.values() for p in m.parameters() if p.requires_grad]
     counts = {name: sum(p.numel() for p in m.parameters()) for name, m in models.items()}
     loss = probe.step(cfg, models)  # warm-up step, also checks that gradients flow
@@ -30,11 +38,18 @@ def _time_step(cfg: Config, probe) -> tuple[dict[str, int], float]:
     missing = [n for m in models.values() for n, p in m.named_parameters() if p.requires_grad and p.grad is None]
     if params and len(missing) == len(params):
         raise RuntimeError(f"{probe.stage}: no parameter received a gradient")
+    autocast = device.type == "cuda" and cfg.runtime.bf16  # as `fit` trains there
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     started = time.perf_counter()
     for _ in range(TIMED_STEPS):
         for p in params:
             p.grad = None
-        probe.step(cfg, models).backward()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            loss = probe.step(cfg, models)
+        loss.backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return counts, (time.perf_counter() - started) / TIMED_STEPS
 
 
@@ -44,7 +59,7 @@ def dry_run(cfg: Config, data_summary: dict) -> dict:
     stages = {}
     total_seconds = 0.0
     for name, probe in PROBES.items():
-        counts, sec_per_batch = _time_step(cfg, probe)
+        counts, sec_per_batch = _time_step(cfg, probe, device)
         training = probe.training(cfg)
         steps = probe.steps_per_epoch(cfg, data_summary)
         seconds = sec_per_batch * steps * training.epochs / max(1, cfg.runtime.nproc)

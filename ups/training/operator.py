@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from ups.models.layers import generator_device
 from ups.config import Config
 from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse_per_frame
@@ -46,7 +47,7 @@ def windows(n_traj: int, frames: int, length: int, rollout: int, first: float, g
     frame; trajectories are drawn evenly."""
     n = windows_per_epoch(n_traj, frames, rollout)
     traj = torch.randperm(n, generator=gen) % n_traj
-    starts = torch.randint(0, frames - length + 1, (n,), generator=gen)
+    starts = torch.randint(0, frames - length + 1, (n,), generator=gen, device=generator_device(gen))
     starts[torch.rand(n, generator=gen) < first] = 0
     return torch.stack([traj, starts], dim=1)
 
@@ -152,7 +153,7 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
         zn = zn_train[idx, frames]
         window = zn[:, :h]
         if t.noise > 0:  # input noise: the operator learns to correct small errors of its own inputs
-            window = window + t.noise * torch.randn(window.shape, generator=gen).to(dev)
+            window = window + t.noise * torch.randn(window.shape, generator=gen, device=generator_device(gen)).to(dev)
         return rollout_loss(m, ae, window, u_train[idx, frames[:, h:]], x, nu_train[pairs[:, 0]], cfg.data.dt, cfg.operator.project, t.latent_weight, zn[:, h:])
 
     def validate(m):
