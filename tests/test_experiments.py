@@ -10,7 +10,7 @@ import uuid
 import pytest
 import yaml
 
-from conftest import make_bucket, make_pipeline_repo, point_remote_at, run
+from conftest import ROOT, make_bucket, make_pipeline_repo, point_remote_at, run
 from ups.experiments import load_experiment
 
 pytestmark = pytest.mark.slow
@@ -171,3 +171,20 @@ def test_unreachable_remote_and_missing_credentials_are_one_clear_sentence(pipel
     assert down.returncode == 1 and "cannot reach remote 'b2'" in down.stderr and "Traceback" not in down.stderr
     missing = run(["ups", "promote", "nope"], pipeline_repo, check=False, env=keys)
     assert missing.returncode == 1 and "no experiment named 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_record_refuses_an_experiment_that_is_still_running(tmp_path, monkeypatch):
+    """While an experiment runs, `dvc exp show` gives its row the metrics files of its baseline (the
+    committed champion's): recording then would write another run's numbers into the file."""
+    import subprocess as sp
+
+    import ups.remote
+    from ups.errors import StageError
+    from ups.experiments import record
+
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "x1.yaml").write_text("name: x1\nhypothesis: h\nparams: {}\n")
+    status = "Task     Name  Created    Status\n193f987  x1    04:25 PM   Running\n"
+    monkeypatch.setattr(ups.remote, "dvc", lambda args, cwd=".", check=True: sp.CompletedProcess(args, 0, status, ""))
+    with pytest.raises(StageError, match="'x1' is running"):
+        record(tmp_path / "experiments" / "x1.yaml", tmp_path, ROOT / "params.yaml")

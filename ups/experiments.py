@@ -83,6 +83,17 @@ def queue(exp: Experiment, cwd: Path | str = ".", run_now: bool = False) -> str:
     return f"$ dvc {' '.join(args)}\n{proc.stdout.strip()}"
 
 
+def queue_state(name: str, cwd: Path | str = ".") -> str | None:
+    """The state `dvc queue status` gives the experiment `name` (Queued, Running, Success, Failed …), or None."""
+    from ups.remote import dvc
+
+    for line in dvc(["queue", "status"], cwd, check=False).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[1] == name:
+            return parts[-1]
+    return None
+
+
 RESULT_KEYS = ("passed", "method", "nrmse", "ratio_to_persistence", "solver_nrmse", "training_seconds", "failures")
 
 
@@ -94,6 +105,10 @@ def record(path: Path | str, cwd: Path | str = ".", params_file: Path | str = "p
     from ups.leaderboard import exp_show, find, rows_from_exp_show
 
     exp = load_experiment(path, params_file)
+    state = queue_state(exp.name, cwd)
+    if state in ("Queued", "Running"):
+        # a running experiment's row shows the metrics files of its baseline until its stages rewrite them
+        raise StageError(f"experiment {exp.name!r} is {state.lower()} (`dvc queue status`): its metrics are not its own yet; record it once it succeeded")
     row = find(rows_from_exp_show(exp_show(cwd)), exp.name)
     if row is None:
         raise StageError(f"no experiment named {exp.name!r} in `dvc exp show -A`: has it run? (`dvc queue status`, `dvc exp pull origin {exp.name}`)")
