@@ -130,9 +130,11 @@ def public_url(url: str) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if parts.scheme in ("http", "https", "ssh", "git") and "@" in parts.netloc and not (parts.scheme == "ssh" and ":" not in parts.netloc.rsplit("@", 1)[0]):
-        return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-    return url
+    if parts.password is None and parts.scheme not in ("http", "https"):
+        return url  # a path, scp-style `git@host:…`, or `ssh://git@host/…`: a user name, no secret
+    if parts.username is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def offer_query(m: Machine) -> tuple[dict, list]:

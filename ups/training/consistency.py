@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 
-from ups.models.layers import generator_device
 from ups.config import Config, ConsistencyConfig, LatentConfig
 from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse
@@ -28,6 +27,7 @@ from ups.training import diff_residual
 from ups.training.latents import latents_path, load_latents_to
 from ups.training.loop import Task, fit, shuffled_batches, stage_device
 from ups.training.registry import Probe, register
+from ups.models.layers import generator_device
 
 STAGE = "train_consistency_distill"
 REPORT_PATHS = 2  # sample paths averaged in the rollout report

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from ups.models.layers import generator_device
 from ups.config import Config
 from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse_per_frame
@@ -28,6 +27,7 @@ from ups.training import checkpoint as ckpt
 from ups.training.latents import latents_path, load_latents_to
 from ups.training.loop import Task, fit, stage_device
 from ups.training.registry import Probe, register
+from ups.models.layers import generator_device
 
 STAGE = "train_operator"
 
