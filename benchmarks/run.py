@@ -132,7 +132,7 @@ def quality_and_speed(workdir: Path, fno_budget: float) -> tuple[dict, dict]:
     from ups.eval import evaluate as ev
     from ups.eval.metrics import nrmse, nrmse_per_frame, pdebench_metrics
     from ups.inference.rollout import Simulator
-    from ups.training import consistency, diff_residual
+    from ups.models.diffusion import ConsistencyStudent, DiffusionResidual
 
     from benchmarks import fno as fno_mod
 
@@ -142,7 +142,7 @@ def quality_and_speed(workdir: Path, fno_budget: float) -> tuple[dict, dict]:
     x = torch.from_numpy(test.x)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sim = Simulator.from_checkpoints(ck / "autoencoder.pt", ck / "operator.pt", dev)
-    diffusion, student = diff_residual.load(ck / "diff_residual.pt").to(dev), consistency.load(ck / "consistency.pt").to(dev)
+    diffusion, student = DiffusionResidual.from_checkpoint(ck / "diff_residual.pt", dev), ConsistencyStudent.from_checkpoint(ck / "consistency.pt", dev)
 
     quality = {"fno_training": {}, "ups_method": cfg.gate.method, "protocols": {}}
     fno_models = {}
@@ -206,10 +206,11 @@ def scaling(cfg_path: Path, quick: bool) -> dict:
     """Training seconds per epoch (probe: seconds per batch × batches) and inference ms per trajectory
     as latent.tokens, latent.dim and the grid grow, with random weights (cost does not depend on them)."""
     from ups.config import load_config
-    from ups.inference.loading import build_autoencoder, build_operator, autoencoder_spec, operator_spec
+    from ups.models.autoencoder import Autoencoder
+    from ups.models.operator import LatentOperator
     from ups.inference.rollout import Simulator
     from ups.training.dry_run import _time_step
-    from ups.training.registry import PROBES
+    from ups.training.dry_run import PROBES
 
     axes = {"latent.tokens": [8, 16, 32], "latent.dim": [16, 32, 64], "data.grid": [128, 256, 512]}
     out = {}
@@ -227,7 +228,7 @@ def scaling(cfg_path: Path, quick: bool) -> dict:
                 _, sec = _time_step(cfg, probe)
                 train_s += sec * probe.steps_per_epoch(cfg, data_summary)
             torch.manual_seed(0)
-            sim = Simulator(build_autoencoder(autoencoder_spec(cfg, 0.0, 1.0)), build_operator(operator_spec(cfg)), cfg.data.dt)
+            sim = Simulator(Autoencoder.from_config(cfg), LatentOperator.from_config(cfg), cfg.data.dt)
             n, steps = (16 if quick else 64), cfg.data.frames - 1
             u0 = torch.randn(n, 1, cfg.data.grid) * 0.5
             xs = torch.arange(cfg.data.grid) / cfg.data.grid

@@ -1,8 +1,7 @@
 """DVC stage `eval_full`: every method on test over the full horizon, if the proxy gate passed."""
 
-import argparse
-
 from ups.config import load_config
+from ups.stage_args import stage_arguments
 from ups.errors import run_entry_point
 from ups.eval.stages import eval_full
 
@@ -10,11 +9,7 @@ CHECKPOINTS = ("autoencoder", "operator", "diff_residual", "consistency", "stead
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    for name in (*CHECKPOINTS, "data", "small", "out", "per_frame", "images", "predictions"):
-        ap.add_argument(f"--{name.replace('_', '-')}", dest=name, required=True)
-    ap.add_argument("--params", default="params.yaml")
-    a = ap.parse_args()
+    a = stage_arguments(__doc__, [*CHECKPOINTS, "data", "small", "out", "per_frame", "images", "predictions"])
     r = eval_full(load_config(a.params), a.data, {k: getattr(a, k) for k in CHECKPOINTS}, a.small, a.out, a.per_frame, a.images, a.predictions)
     if r["skipped"]:
         print(f"eval_full: skipped, {r['reason']}")

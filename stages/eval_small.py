@@ -1,18 +1,13 @@
 """DVC stage `eval_small`: the proxy gate, the operator against persistence on val over a short horizon."""
 
-import argparse
-
 from ups.config import load_config
+from ups.stage_args import stage_arguments
 from ups.errors import run_entry_point
 from ups.eval.stages import eval_small
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    for name in ("data", "autoencoder", "operator", "out"):
-        ap.add_argument(f"--{name}", required=True)
-    ap.add_argument("--params", default="params.yaml")
-    a = ap.parse_args()
+    a = stage_arguments(__doc__, ["data", "autoencoder", "operator", "out"])
     r = eval_small(load_config(a.params), a.data, a.autoencoder, a.operator, a.out)
     p = r["proxy"]
     verdict = "passed" if p["passed"] else "FAILED: " + "; ".join(p["failures"])

@@ -13,7 +13,7 @@ import torch
 
 from conftest import run, set_params
 from ups.config import load_config
-from ups.inference.loading import build_operator, operator_spec
+from ups.models.operator import LatentOperator
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_two_gloo_ranks_match_one_process_and_both_ranks_log(pipeline_repo, tmp_
     assert one.keys() == two.keys()
     cfg = load_config(repo / "params.yaml")
     torch.manual_seed(cfg.train.operator.seed)  # the initial weights, as train_operator draws them
-    init = {k: v.detach() for k, v in build_operator(operator_spec(cfg)).named_parameters()}
+    init = {k: v.detach() for k, v in LatentOperator.from_config(cfg).named_parameters()}
     moved = max(float((one[k].double() - init[k].double()).abs().max()) for k in init)
     worst = max(float((one[k].double() - two[k].double()).abs().max()) for k in one)
     print(f"largest weight difference, 2 gloo ranks vs 1 process: {worst:.3g}; largest change in training: {moved:.3g}")
@@ -61,7 +61,7 @@ def _rank_pids(rank: int) -> list[int]:
             cmd = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if f"RANK={rank}".encode() in env and b"train_operator.py" in cmd:
+        if f"RANK={rank}".encode() in env and b"train_operator" in cmd:
             pids.append(int(proc.name))
     return pids
 
@@ -70,7 +70,7 @@ def test_a_killed_rank_fails_the_stage_clearly_and_the_rerun_resumes(pipeline_re
     repo = pipeline_repo
     run(["dvc", "repro", "encode_latents"], repo)
     set_params(repo, **{"runtime.nproc": 2, "runtime.threads": 1, "train.operator.epochs": 60, "train.operator.patience": 1000})
-    cmd = [sys.executable, "stages/train_operator.py", "--data", "data/burgers", "--latents", "data/latents", "--autoencoder", "checkpoints/autoencoder.pt",
+    cmd = [sys.executable, "-m", "stages.train_operator", "--data", "data/burgers", "--latents", "data/latents", "--autoencoder", "checkpoints/autoencoder.pt",
            "--checkpoint", "checkpoints/operator.pt", "--plots", "metrics/train_operator/epochs.tsv", "--metrics", "metrics/train_operator/summary.json"]
     proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     resume = repo / "scratch" / "train_operator" / "resume.pt"

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from ups.config import load_config
-from ups.inference.loading import autoencoder_spec, build_autoencoder, build_operator, operator_spec
+from ups.models.autoencoder import Autoencoder
+from ups.models.operator import LatentOperator
 from conftest import ROOT
 
 
@@ -15,8 +16,8 @@ def _grid(cfg):
 def test_latent_dim_alone_gives_consistent_models(smoke_overrides):
     for dim in (8, 24):
         cfg = load_config(ROOT / "params.yaml", {**smoke_overrides, "latent.dim": dim})
-        ae = build_autoencoder(autoencoder_spec(cfg, 0.0, 1.0))
-        op = build_operator(operator_spec(cfg))
+        ae = Autoencoder.from_config(cfg)
+        op = LatentOperator.from_config(cfg)
         u = torch.randn(3, cfg.data.grid)
         z = ae.encoder(u, _grid(cfg))
         assert z.shape == (3, cfg.latent.tokens, dim)
@@ -26,7 +27,7 @@ def test_latent_dim_alone_gives_consistent_models(smoke_overrides):
 
 
 def test_decoder_answers_any_points_and_encoder_takes_any_points(smoke_cfg):
-    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.3, 2.0))
+    ae = Autoencoder.from_config(smoke_cfg, 0.3, 2.0)
     z = ae.encoder(torch.randn(2, smoke_cfg.data.grid), _grid(smoke_cfg))
     query = torch.rand(37) * smoke_cfg.data.length
     assert ae.decoder(z, query).shape == (2, 37)
@@ -42,7 +43,7 @@ def test_decoder_answers_any_points_and_encoder_takes_any_points(smoke_cfg):
 
 
 def test_operator_starts_as_identity_and_depends_on_dt_and_nu(smoke_cfg):
-    op = build_operator(operator_spec(smoke_cfg))
+    op = LatentOperator.from_config(smoke_cfg)
     z = torch.randn(4, 1, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
     dt, nu = torch.full((4,), smoke_cfg.data.dt), torch.full((4,), 0.01)
     torch.testing.assert_close(op(z, dt, nu), z[:, 0])  # adaLN-Zero: a residual update of zero
@@ -53,7 +54,7 @@ def test_operator_starts_as_identity_and_depends_on_dt_and_nu(smoke_cfg):
 
 
 def test_operator_is_equivariant_to_token_shifts(smoke_cfg):
-    op = build_operator(operator_spec(smoke_cfg))
+    op = LatentOperator.from_config(smoke_cfg)
     for p in op.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
     z = torch.randn(2, 1, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
@@ -68,8 +69,8 @@ def test_operator_loss_is_the_decoded_relative_error_of_the_projected_unroll(smo
     from ups.training.operator import relative_l2, rollout_loss
 
     torch.manual_seed(0)
-    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0))
-    op = build_operator(operator_spec(smoke_cfg))
+    ae = Autoencoder.from_config(smoke_cfg)
+    op = LatentOperator.from_config(smoke_cfg)
     for p in op.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
     zn = torch.randn(4, 1, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
@@ -87,7 +88,7 @@ def test_operator_loss_is_the_decoded_relative_error_of_the_projected_unroll(smo
     zn_true = torch.randn(4, 3, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
     assert rollout_loss(op, ae, zn, u, x, nu, dt, True, 0.5, zn_true) > loss  # the latent term adds
     loss.backward()
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in op.out.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in op.net.out.parameters())
     assert relative_l2(2 * u[:, 0], u[:, 0]).item() == 1.0
 
 
@@ -113,9 +114,9 @@ def test_simulator_projects_every_predicted_latent(smoke_cfg):
 
     assert smoke_cfg.operator.project  # the default
     torch.manual_seed(0)
-    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0)).eval()
+    ae = Autoencoder.from_config(smoke_cfg).eval()
     torch.testing.assert_close(ae.grid.float(), _grid(smoke_cfg))  # the stored grid, derived
-    op = build_operator(operator_spec(smoke_cfg)).eval()
+    op = LatentOperator.from_config(smoke_cfg).eval()
     for p in op.parameters():
         p.data.add_(0.05 * torch.randn_like(p))
     sim = Simulator(ae, op, smoke_cfg.data.dt)
@@ -140,10 +141,10 @@ def test_no_hidden_hyperparameters_heads_mlp_betas_and_lr_floor_come_from_params
 
     cfg = load_config(ROOT / "params.yaml", {**smoke_overrides, "diffusion.heads": 8, "diffusion.mlp_ratio": 3.0, "steady_prior.heads": 1,
                                                "train.operator.betas": [0.8, 0.95], "train.operator.lr_floor": 0.1})
-    block = DiffusionResidual(cfg.latent, cfg.diffusion).net.blocks[0]
+    block = DiffusionResidual(cfg.latent, cfg.diffusion).net.down[0][0]
     assert block.mix.heads == 8 and block.mlp[0].out_features == int(3.0 * cfg.diffusion.width)
-    assert SteadyPrior(cfg.latent, cfg.steady_prior).blocks[0].mix.heads == 1
-    opt = build_optimizer(build_operator(operator_spec(cfg)), cfg.train.operator)
+    assert SteadyPrior(cfg.latent, cfg.steady_prior).net.down[0][0].mix.heads == 1
+    opt = build_optimizer(LatentOperator.from_config(cfg), cfg.train.operator)
     assert opt.param_groups[0]["betas"] == (0.8, 0.95)
     assert warmup_cosine(100, 0.0, cfg.train.operator.lr_floor)(100) == pytest.approx(0.1)
 
@@ -155,8 +156,8 @@ def test_runtime_compile_compiles_what_each_loss_calls(smoke_cfg):
     from ups.models.steady_prior import SteadyPrior
     from ups.training.loop import compile_hot_paths
 
-    ae = build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0))
-    for model, names in ((build_operator(operator_spec(smoke_cfg)), ["step"]), (SteadyPrior(smoke_cfg.latent, smoke_cfg.steady_prior), ["step"]),
+    ae = Autoencoder.from_config(smoke_cfg)
+    for model, names in ((LatentOperator.from_config(smoke_cfg), ["step"]), (SteadyPrior(smoke_cfg.latent, smoke_cfg.steady_prior), ["step"]),
                          (DiffusionResidual(smoke_cfg.latent, smoke_cfg.diffusion), ["denoise"]), (ae, ["forward"])):
         compiled = compile_hot_paths(model)
         for name in names:

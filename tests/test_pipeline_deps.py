@@ -13,9 +13,10 @@ def test_every_stage_depends_on_all_the_code_it_runs():
 
 def test_the_closure_follows_imports_inside_functions_and_packages():
     closure = import_closure(ROOT, "stages/eval_full.py")
-    # eval_full samples the diffusion residual and its student through loaders in ups/training
-    for module in ("ups/models/diffusion.py", "ups/training/diff_residual.py", "ups/training/consistency.py", "ups/inference/rollout.py", "ups/eval/__init__.py"):
+    # eval_full loads the diffusion residual and its student from their own model classes
+    for module in ("ups/models/diffusion.py", "ups/models/base.py", "ups/checkpoints.py", "ups/inference/rollout.py", "ups/eval/__init__.py"):
         assert module in closure, module
+    assert not [m for m in closure if m.startswith("ups/training/")], "evaluation never imports training code"
     assert "ups/training/diff_residual.py" in import_closure(ROOT, "stages/train_consistency_distill.py")
     assert "ups/inference/rollout.py" in import_closure(ROOT, "stages/train_diff_residual.py")
 

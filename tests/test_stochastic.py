@@ -7,10 +7,12 @@ import torch
 from ups.config import RewardWeights
 from ups.data.generate import generate_split
 from ups.eval.metrics import ensemble_scores, nrmse
-from ups.inference.loading import autoencoder_spec, build_autoencoder, build_operator, operator_spec
+from ups.models.autoencoder import Autoencoder
+from ups.models.operator import LatentOperator
 from ups.inference.rollout import Simulator
 from ups.inference.stochastic import corrected_rollout, physics_reward, ttc_rollout
-from ups.training import consistency, diff_residual
+from ups.models.diffusion import ConsistencyStudent, DiffusionResidual
+from ups.training import consistency
 
 
 def _perturbed(model, scale=0.1, seed=0):
@@ -23,10 +25,9 @@ def _perturbed(model, scale=0.1, seed=0):
 @pytest.fixture
 def models(smoke_cfg):
     torch.manual_seed(0)
-    ae = _perturbed(build_autoencoder(autoencoder_spec(smoke_cfg, 0.0, 1.0)), 0.05, 1)
-    op = _perturbed(build_operator(operator_spec(smoke_cfg)), 0.05, 2)
-    teacher = _perturbed(diff_residual.build(diff_residual.spec(smoke_cfg)), 0.2, 3)
-    teacher.nfe = len(teacher.levels)
+    ae = _perturbed(Autoencoder.from_config(smoke_cfg), 0.05, 1)
+    op = _perturbed(LatentOperator.from_config(smoke_cfg), 0.05, 2)
+    teacher = _perturbed(DiffusionResidual.from_config(smoke_cfg), 0.2, 3)
     return ae, op, teacher
 
 
@@ -63,7 +64,7 @@ def test_zero_student_gets_a_high_distillation_loss(smoke_cfg, models):
     _, target = teacher.teacher_trajectory(c, dt, nu, torch.randn(c.shape, generator=gen()))
     zero = float(consistency.distillation_loss(lambda x, s, c_, d, n: torch.zeros_like(x), teacher, c, dt, nu, gen()))
     assert zero == pytest.approx(float((target**2).mean()), rel=1e-5)
-    student = consistency.build(consistency.spec(smoke_cfg))
+    student = ConsistencyStudent.from_config(smoke_cfg)
     opt = torch.optim.Adam(student.parameters(), lr=3e-3)
     for i in range(150):
         opt.zero_grad()

@@ -14,7 +14,8 @@ import torch
 from ups.config import load_config
 from ups.errors import StageError
 from ups.training import autoencoder as ae_stage
-from ups.training.checkpoint import resume_path
+from ups.checkpoints import resume_path
+from ups.stage_args import StagePaths
 from conftest import ROOT, write_params
 
 STAGE_ARGS = ["--checkpoint", "ae.pt", "--plots", "epochs.tsv", "--metrics", "summary.json"]
@@ -71,7 +72,7 @@ def test_sigterm_mid_epoch_then_resume_gives_the_same_weights(workdir, tmp_path)
 def test_nan_loss_stops_naming_stage_epoch_batch_and_keeps_resume_state(workdir, monkeypatch):
     cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16})
     calls = {"n": 0}
-    real_build = ae_stage.build_autoencoder
+    real_build = ae_stage.Autoencoder.from_config
 
     class Poisoned(torch.nn.Module):
         """The real autoencoder, whose output turns NaN at the 3rd training batch of epoch 2."""
@@ -88,10 +89,10 @@ def test_nan_loss_stops_naming_stage_epoch_batch_and_keeps_resume_state(workdir,
                     return out * float("nan")
             return out
 
-    monkeypatch.setattr(ae_stage, "build_autoencoder", lambda spec: Poisoned(real_build(spec)))
+    monkeypatch.setattr(ae_stage.Autoencoder, "from_config", lambda cfg, *args: Poisoned(real_build(cfg, *args)))
     scratch = workdir / "scratch"
     with pytest.raises(StageError) as err:
-        ae_stage.train_autoencoder(cfg, workdir / "data", workdir / "ae.pt", workdir / "epochs.tsv", workdir / "summary.json", scratch)
+        ae_stage.train_autoencoder(cfg, StagePaths(data=workdir / "data", checkpoint=workdir / "ae.pt", plots=workdir / "epochs.tsv", metrics=workdir / "summary.json", scratch=scratch))
     assert "train_autoencoder: loss is nan at epoch 2, batch 3" in str(err.value)
     state = torch.load(resume_path("train_autoencoder", scratch), weights_only=False)
     assert state["state"]["epoch"] == 1 and state["state"]["batch"] == 0  # the end of epoch 1, intact
@@ -128,7 +129,7 @@ def test_wandb_offline_mirrors_every_epoch(workdir, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("DVC_EXP_NAME", "wandb-test")
     cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16, "logging.wandb.enabled": True})
-    ae_stage.train_autoencoder(cfg, Path("data"), Path("ae.pt"), Path("epochs.tsv"), Path("summary.json"))
+    ae_stage.train_autoencoder(cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json"))
     runs = list((workdir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     history = [
@@ -149,7 +150,7 @@ def test_a_corrupt_resume_state_is_set_aside_and_training_starts_over(workdir, m
     resume.parent.mkdir(parents=True)
     resume.write_bytes(b"PK\x03\x04 not a torch archive")  # a truncated write, say
     cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16, "train.autoencoder.epochs": 1})
-    summary = ae_stage.train_autoencoder(cfg, Path("data"), Path("ae.pt"), Path("epochs.tsv"), Path("summary.json"))
+    summary = ae_stage.train_autoencoder(cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json"))
     out = capsys.readouterr().out
     assert "warning: cannot read the resume state" in out and "training from scratch" in out
     assert summary["epochs_run"] == 1 and Path("ae.pt").exists()
@@ -161,7 +162,7 @@ def test_the_dry_run_times_on_the_device_it_names_and_draws_noise_from_cpu_gener
     as the default device meanwhile: the samplers' seeded CPU generators must still draw (on the CPU)
     and move the noise to the data. On CPU both settings give the same estimate's shape."""
     from ups.training.dry_run import _time_step, dry_run
-    from ups.training.registry import PROBES
+    from ups.training.dry_run import PROBES
 
     report = dry_run(smoke_cfg, {"trajectories": {"train": smoke_cfg.data.splits.train}, "frames": smoke_cfg.data.frames})
     assert report["estimate"]["device"] == "cpu" and set(report["models"]) == set(PROBES)

@@ -1,5 +1,5 @@
-"""The evaluation stages (SPEC §5, §7): `eval_small`, the cheap proxy gate on val, and `eval_full`, every
-method on test over the full horizon, run only when the proxy passed."""
+"""The evaluation stages: `eval_small`, the cheap proxy gate on val, and `eval_full`, every method on
+test over the full horizon, run only when the proxy passed."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from ups.eval.predictions import write_predictions
 from ups.gate import absolute_checks, failures
 from ups.inference.rollout import Simulator
 from ups.io import read_stage_json, write_json_atomic, write_text_atomic
-from ups.training import consistency, diff_residual, steady_prior
-from ups.training.loop import pick_device
+from ups.models.diffusion import ConsistencyStudent, DiffusionResidual
+from ups.models.steady_prior import SteadyPrior
+from ups.runtime import pick_device
 
 PER_FRAME_COLUMNS = ("persistence", "solver", "operator", "diffusion", "consistency", "ttc")
 
@@ -50,10 +51,10 @@ def eval_small(cfg: Config, data_dir: Path, autoencoder: Path, operator: Path, o
     return report
 
 
-def _load_checkpoint(name: str, path: Path, loader):
+def _load_checkpoint(name: str, path: Path, model_class, device):
     if not Path(path).exists():
         raise StageError(f"eval_full: checkpoint {path} for method {name!r} is missing; run `dvc repro` so the training stages write it")
-    return loader(path)
+    return model_class.from_checkpoint(path, device)
 
 
 def _write_per_frame(path: Path, rows: list[dict]) -> None:
@@ -91,10 +92,9 @@ def eval_full(cfg: Config, data_dir: Path, checkpoints: dict[str, Path], small_r
     u_in, truth, x, nu = ev.split_inputs(traj, h)
     steps = truth.shape[1]
     sim = Simulator.from_checkpoints(checkpoints["autoencoder"], checkpoints["operator"], device=str(device))
-    diffusion = _load_checkpoint("diffusion", checkpoints["diff_residual"], diff_residual.load).to(device)
-    student = _load_checkpoint("consistency", checkpoints["consistency"], consistency.load).to(device)
-    prior, _ = _load_checkpoint("steady_prior", checkpoints["steady_prior"], steady_prior.load)
-    prior = prior.to(device)
+    diffusion = _load_checkpoint("diffusion", checkpoints["diff_residual"], DiffusionResidual, device)
+    student = _load_checkpoint("consistency", checkpoints["consistency"], ConsistencyStudent, device)
+    prior = _load_checkpoint("steady_prior", checkpoints["steady_prior"], SteadyPrior, device)
 
     preds = {
         "persistence": ev.persistence(u_in, steps),

@@ -16,15 +16,16 @@ from ups.data.dataset import load_trajectories, split_path
 from ups.eval.metrics import nrmse
 from ups.inference.rollout import Simulator
 from ups.inference.stochastic import corrected_rollout, physics_reward, ttc_rollout
-from ups.training import consistency, diff_residual
+from ups.models.diffusion import ConsistencyStudent, DiffusionResidual
 
 
 def ttc_report(cfg: Config, data_dir: Path, checkpoints: Path, split: str = "val", corrector_name: str = "consistency", limit: int | None = None) -> dict:
     checkpoints = Path(checkpoints)
     sim = Simulator.from_checkpoints(checkpoints / "autoencoder.pt", checkpoints / "operator.pt")
-    corrector = consistency.load(checkpoints / "consistency.pt") if corrector_name == "consistency" else diff_residual.load(checkpoints / "diff_residual.pt")
-    if corrector_name != "consistency":
-        corrector.nfe = len(corrector.levels)
+    if corrector_name == "consistency":
+        corrector = ConsistencyStudent.from_checkpoint(checkpoints / "consistency.pt")
+    else:
+        corrector = DiffusionResidual.from_checkpoint(checkpoints / "diff_residual.pt")
     traj = load_trajectories(split_path(data_dir, split), limit=limit)
     u, x, nu = torch.from_numpy(traj.u), torch.from_numpy(traj.x), torch.from_numpy(traj.nu)
     h = sim.history

@@ -1,4 +1,4 @@
-"""Roll the latent model out in physical space: the API evaluation and users share (SPEC §4, §7).
+"""Roll the latent model out in physical space: the API evaluation and users share.
 
     sim = Simulator.from_checkpoints("checkpoints/autoencoder.pt", "checkpoints/operator.pt")
     u = sim.rollout(u_history, x, nu, steps=40)   # (B, H, X) physical → (B, steps, X) physical
@@ -7,12 +7,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from ups.inference.loading import load_autoencoder, load_operator
 from ups.models.autoencoder import Autoencoder
 from ups.models.operator import LatentOperator
+
+# (window (B, H, T, D)) → the next latent (B, T, D)
+Step = Callable[[torch.Tensor], torch.Tensor]
+
+
+@torch.no_grad()
+def unroll(step: Step, z_history: torch.Tensor, history: int, steps: int) -> torch.Tensor:
+    """Autoregressive rollout: (B, ≥H, T, D) latents → (B, steps, T, D), each prediction fed back as
+    the newest frame of the window. Every rollout (deterministic, corrected, evaluation) is this loop."""
+    window = z_history[:, -history:]
+    out = []
+    for _ in range(steps):
+        nxt = step(window)
+        out.append(nxt)
+        window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+    return torch.stack(out, dim=1)
 
 
 class Simulator:
@@ -23,8 +39,8 @@ class Simulator:
 
     @classmethod
     def from_checkpoints(cls, autoencoder: Path | str, operator: Path | str, device: str = "cpu") -> "Simulator":
-        op, spec = load_operator(operator, device)
-        return cls(load_autoencoder(autoencoder, device), op, spec["dt"])
+        op = LatentOperator.from_checkpoint(operator, device)
+        return cls(Autoencoder.from_checkpoint(autoencoder, device), op, op.spec["dt"])
 
     @property
     def history(self) -> int:
@@ -56,13 +72,7 @@ class Simulator:
     @torch.no_grad()
     def rollout_latent(self, z_history: torch.Tensor, nu: torch.Tensor, steps: int) -> torch.Tensor:
         """(B, ≥H, T, D) latents → (B, steps, T, D) predicted latents."""
-        window = z_history[:, -self.history :]
-        out = []
-        for _ in range(steps):
-            nxt = self.step(window, nu)
-            out.append(nxt)
-            window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
-        return torch.stack(out, dim=1)
+        return unroll(lambda window: self.step(window, nu), z_history, self.history, steps)
 
     @torch.no_grad()
     def rollout(self, u_history: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, steps: int, query: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Rollouts with the stochastic corrector, and test-time compute (SPEC §4).
+"""Rollouts with the stochastic corrector, and test-time compute.
 
 A corrector (the diffusion residual or its consistency student) samples the normalised residual
 r = (z_true − z_op)/r_std given the operator's prediction; each step is z = z_op + r_std · r.
@@ -21,7 +21,7 @@ import torch
 
 from ups.config import RewardWeights
 from ups.data.solver import epsilon
-from ups.inference.rollout import Simulator
+from ups.inference.rollout import Simulator, unroll
 
 
 class Corrector(Protocol):
@@ -47,13 +47,7 @@ def corrected_step(sim: Simulator, corrector: Corrector | None, window: torch.Te
 @torch.no_grad()
 def corrected_rollout(sim: Simulator, corrector: Corrector | None, z_history: torch.Tensor, nu: torch.Tensor, steps: int, gen: torch.Generator | None = None) -> torch.Tensor:
     """(B, ≥H, T, D) → (B, steps, T, D): one sample path of operator + corrector."""
-    window = z_history[:, -sim.history :]
-    out = []
-    for _ in range(steps):
-        nxt = corrected_step(sim, corrector, window, nu, gen)
-        out.append(nxt)
-        window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
-    return torch.stack(out, dim=1)
+    return unroll(lambda window: corrected_step(sim, corrector, window, nu, gen), z_history, sim.history, steps)
 
 
 def physics_reward(weights: RewardWeights, dt: float, length: float, nu: torch.Tensor) -> Reward:

@@ -1,4 +1,4 @@
-"""Encoder and any-point decoder between physical fields and latent tokens (SPEC §4).
+"""Encoder and any-point decoder between physical fields and latent tokens.
 
 Token j owns the span [j, j+1)·L/T of the periodic domain. A point x has a token index
 j = ⌊xT/L⌋ and a local coordinate s = xT/L − j ∈ [0, 1).
@@ -18,13 +18,15 @@ with the weights.
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict
+
 import torch
 from torch import nn
 
-from ups.config import DecoderConfig, EncoderConfig, LatentConfig
+from ups.config import Config, DecoderConfig, EncoderConfig, LatentConfig
+from ups.models.base import SpecModel
 from ups.models.layers import ResConvBlock, fourier_features, mlp
-
-import math
 
 
 class _Normalized(nn.Module):
@@ -93,13 +95,30 @@ class Decoder(_Normalized):
         return out * self.std + self.mean
 
 
-class Autoencoder(nn.Module):
+class Autoencoder(SpecModel):
+    kind = "autoencoder"
+
     def __init__(self, latent: LatentConfig, enc: EncoderConfig, dec: DecoderConfig, mean: float, std: float, length: float, points_per_token: int):
         super().__init__()
         self.encoder = Encoder(latent, enc, mean, std, length, points_per_token)
         self.decoder = Decoder(latent, dec, mean, std, length)
         n = latent.tokens * points_per_token  # the stored grid (cell centres), derived
         self.register_buffer("grid", (torch.arange(n, dtype=torch.float64) + 0.5) * length / n, persistent=False)
+
+    @classmethod
+    def config_spec(cls, cfg: Config, mean: float = 0.0, std: float = 1.0) -> dict:
+        """The spec for data of train-split mean and std (the normalisation saved with the weights)."""
+        return cls._spec(
+            latent=asdict(cfg.latent), encoder=asdict(cfg.encoder), decoder=asdict(cfg.decoder), mean=mean, std=std,
+            length=cfg.data.length, points_per_token=cfg.data.grid // cfg.latent.tokens,
+        )
+
+    @classmethod
+    def _build(cls, spec: dict) -> "Autoencoder":
+        return cls(
+            LatentConfig(**spec["latent"]), EncoderConfig(**spec["encoder"]), DecoderConfig(**spec["decoder"]),
+            spec["mean"], spec["std"], spec["length"], spec["points_per_token"],
+        )
 
     def forward(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(u, x), x)
@@ -108,5 +127,5 @@ class Autoencoder(nn.Module):
         """Decode on the stored grid and encode again: (B, T, D) → (B, T, D), a latent the encoder can
         produce. The encoder reads the X values of a field and writes T·D numbers (256 and 512 by
         default), so latents of real fields lie on a thin manifold; a rollout that drifts off it feeds
-        the operator inputs it never saw in training (SPEC §4)."""
+        the operator inputs it never saw in training."""
         return self.encoder(self.decoder(z, self.grid), self.grid)

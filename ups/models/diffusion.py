@@ -1,5 +1,5 @@
 """The stochastic corrector: a conditional diffusion model of the operator's residual, and its
-consistency-distilled student (SPEC §4; PDE-Refiner is the reference design).
+consistency-distilled student (PDE-Refiner is the reference design).
 
 Everything works on the residual r = z_true(t+Δt) − z_op(t+Δt) in latent space, normalised per
 channel by its train-split std, so r has roughly unit scale. Noise is variance-exploding,
@@ -16,12 +16,13 @@ sampling gives an ensemble; the deterministic (DDIM-like) sampler is the teacher
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import torch
-from torch import nn
 
-from ups.config import ConsistencyConfig, DiffusionConfig, LatentConfig
-from ups.models.layers import AdaLNBlock, TimestepEmbedding, generator_device
+from ups.config import Config, ConsistencyConfig, DiffusionConfig, LatentConfig
+from ups.models.base import SpecModel
+from ups.models.layers import ConditionedStack, generator_device
 
 SIGMA_MAX = 1.0
 
@@ -38,27 +39,15 @@ def noise_levels(steps: int, min_noise: float, schedule: str) -> torch.Tensor:
     return torch.exp(math.log(SIGMA_MAX) + s * (math.log(min_noise) - math.log(SIGMA_MAX)))
 
 
-class ResidualDenoiser(nn.Module):
-    """F: (noisy residual, σ, operator prediction, Δt, ν) → residual estimate, as adaLN blocks over tokens."""
+def residual_denoiser(latent: LatentConfig, width: int, depth: int, heads: int, mlp_ratio: float) -> ConditionedStack:
+    """F: [noisy residual, operator prediction] per token, conditioned on log σ, log Δt, log ν → residual estimate."""
+    return ConditionedStack(2 * latent.dim, latent.dim, width, latent.tokens, depth, heads, mlp_ratio, conditions=("sigma", "dt", "nu"))
 
-    def __init__(self, latent: LatentConfig, width: int, depth: int, heads: int, mlp_ratio: float):
-        super().__init__()
-        self.inp = nn.Linear(2 * latent.dim, width)
-        self.sigma_embed = TimestepEmbedding(width)
-        self.dt_embed = TimestepEmbedding(width)
-        self.nu_embed = TimestepEmbedding(width)
-        self.blocks = nn.ModuleList(AdaLNBlock(width, heads, latent.tokens, mlp_ratio, width) for _ in range(depth))
-        self.norm = nn.LayerNorm(width)
-        self.out = nn.Linear(width, latent.dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
-        cond = self.sigma_embed(torch.log(sigma)) + self.dt_embed(torch.log(dt)) + self.nu_embed(torch.log(nu))
-        h = self.inp(torch.cat([x, z_op], dim=-1))
-        for block in self.blocks:
-            h = block(h, cond)
-        return self.out(self.norm(h))
+def _evaluate(net: ConditionedStack, x, sigma, z_op, dt, nu) -> torch.Tensor:
+    """EDM's preconditioned denoiser D(x; σ) = c_skip x + c_out F(c_in x, …)."""
+    c_skip, c_out, c_in = _precondition(sigma)
+    return c_skip * x + c_out * net(torch.cat([c_in * x, z_op], dim=-1), sigma=torch.log(sigma), dt=torch.log(dt), nu=torch.log(nu))
 
 
 def _precondition(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -66,18 +55,31 @@ def _precondition(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return 1.0 / (s**2 + 1.0), s / torch.sqrt(s**2 + 1.0), 1.0 / torch.sqrt(s**2 + 1.0)
 
 
-class DiffusionResidual(nn.Module):
+class DiffusionResidual(SpecModel):
+    kind = "diff_residual"
     compile_targets = ("denoise",)  # the network inside the loss, which draws noise (runtime.compile)
 
     def __init__(self, latent: LatentConfig, cfg: DiffusionConfig):
         super().__init__()
-        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth, cfg.heads, cfg.mlp_ratio)
+        self.net = residual_denoiser(latent, cfg.width, cfg.depth, cfg.heads, cfg.mlp_ratio)
         self.register_buffer("levels", noise_levels(cfg.steps, cfg.min_noise, cfg.schedule))
         self.register_buffer("r_std", torch.ones(latent.dim))
 
+    @classmethod
+    def config_spec(cls, cfg: Config) -> dict:
+        return cls._spec(latent=asdict(cfg.latent), diffusion=asdict(cfg.diffusion))
+
+    @classmethod
+    def _build(cls, spec: dict) -> "DiffusionResidual":
+        return cls(LatentConfig(**spec["latent"]), DiffusionConfig(**spec["diffusion"]))
+
+    @property
+    def nfe(self) -> int:
+        """Network evaluations per sample: one per noise level."""
+        return len(self.levels)
+
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
-        c_skip, c_out, c_in = _precondition(sigma)
-        return c_skip * x + c_out * self.net(c_in * x, sigma, z_op, dt, nu)
+        return _evaluate(self.net, x, sigma, z_op, dt, nu)
 
     def loss(self, r: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """EDM denoising loss at noise levels drawn from the sampler's K levels."""
@@ -121,19 +123,30 @@ class DiffusionResidual(nn.Module):
         raise AssertionError("unreachable")
 
 
-class ConsistencyStudent(nn.Module):
+class ConsistencyStudent(SpecModel):
     """f(x_σ, σ) → the teacher's final sample, in 1 or 2 evaluations (`consistency.nfe`)."""
+
+    kind = "consistency"
 
     def __init__(self, latent: LatentConfig, cfg: ConsistencyConfig, levels: torch.Tensor):
         super().__init__()
         self.nfe = cfg.nfe
-        self.net = ResidualDenoiser(latent, cfg.width, cfg.depth, cfg.heads, cfg.mlp_ratio)
+        self.net = residual_denoiser(latent, cfg.width, cfg.depth, cfg.heads, cfg.mlp_ratio)
         self.register_buffer("levels", levels.clone())
         self.register_buffer("r_std", torch.ones(latent.dim))
 
+    @classmethod
+    def config_spec(cls, cfg: Config) -> dict:
+        return cls._spec(latent=asdict(cfg.latent), consistency=asdict(cfg.consistency), diffusion=asdict(cfg.diffusion))
+
+    @classmethod
+    def _build(cls, spec: dict) -> "ConsistencyStudent":
+        d = DiffusionConfig(**spec["diffusion"])
+        levels = noise_levels(d.steps, d.min_noise, d.schedule)  # the teacher's
+        return cls(LatentConfig(**spec["latent"]), ConsistencyConfig(**spec["consistency"]), levels)
+
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
-        c_skip, c_out, c_in = _precondition(sigma)
-        return c_skip * x + c_out * self.net(c_in * x, sigma, z_op, dt, nu)
+        return _evaluate(self.net, x, sigma, z_op, dt, nu)
 
     @torch.no_grad()
     def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None, start: torch.Tensor | None = None) -> torch.Tensor:

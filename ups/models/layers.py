@@ -123,3 +123,56 @@ class AdaLNBlock(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(cond)[:, None, :].chunk(6, dim=-1)
         x = x + gate1 * self.mix(self.norm1(x) * (1 + scale1) + shift1)
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
+
+
+class ConditionedStack(nn.Module):
+    """The trunk every UPS model shares: a linear input map, adaLN blocks over tokens conditioned on the
+    sum of embeddings of named scalars (log Δt, log ν, log σ …), a LayerNorm and a zero-initialised
+    output map, so a model built on it starts by predicting zero.
+
+    With `levels` > 1 the blocks form a U over the token axis: neighbouring tokens are merged pairwise
+    into each coarser level and split back on the way up, with skip connections (the operator's
+    multi-scale option); `levels` = 1 is a plain stack of `depth` blocks.
+    """
+
+    def __init__(
+        self, in_dim: int, out_dim: int, width: int, tokens: int, depth: int, heads: int, mlp_ratio: float,
+        conditions: tuple[str, ...], levels: int = 1, mixer: str = "attention", modes: int = 0,
+    ):
+        super().__init__()
+        self.levels = levels
+        self.inp = nn.Linear(in_dim, width)
+        self.embed = nn.ModuleDict({name: TimestepEmbedding(width) for name in conditions})
+        sizes = [tokens // 2**level for level in range(levels)]
+
+        def blocks(t: int) -> nn.ModuleList:
+            return nn.ModuleList(AdaLNBlock(width, heads, t, mlp_ratio, width, mixer, modes) for _ in range(depth))
+
+        self.down = nn.ModuleList(blocks(t) for t in sizes)
+        self.merge = nn.ModuleList(nn.Linear(2 * width, width) for _ in sizes[1:])
+        self.split = nn.ModuleList(nn.Linear(width, 2 * width) for _ in sizes[1:])
+        self.skip = nn.ModuleList(nn.Linear(2 * width, width) for _ in sizes[1:])
+        self.up = nn.ModuleList(blocks(t) for t in sizes[:-1])
+        self.norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, out_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, **conditions: torch.Tensor) -> torch.Tensor:
+        """(B, T, in_dim) and one (B,) tensor per named condition (already on a log scale) → (B, T, out_dim)."""
+        cond = sum(self.embed[name](conditions[name]) for name in self.embed)
+        h = self.inp(x)
+        b = h.shape[0]
+        skips = []
+        for level, level_blocks in enumerate(self.down):
+            if level > 0:
+                h = self.merge[level - 1](h.reshape(b, h.shape[1] // 2, 2 * h.shape[2]))
+            for block in level_blocks:
+                h = block(h, cond)
+            skips.append(h)
+        for level in reversed(range(self.levels - 1)):
+            h = self.split[level](h).reshape(b, h.shape[1] * 2, -1)
+            h = self.skip[level](torch.cat([h, skips[level]], dim=-1))
+            for block in self.up[level]:
+                h = block(h, cond)
+        return self.out(self.norm(h))

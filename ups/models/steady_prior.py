@@ -1,42 +1,42 @@
-"""The steady prior: the long-time (terminal-frame) state from the initial state and ν (SPEC §4).
+"""The steady prior: the long-time (terminal-frame) state from the initial state and ν.
 
     z(t_final) = z(0) + g(z(0), ν, t_final)
 
-in latent space (normalised with the operator's latent statistics), as adaLN transformer blocks over
+in latent space (normalised with train-split latent statistics), as the shared conditioned stack over
 tokens. It predicts the terminal frame directly, and guides long rollouts (`ups.inference`).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import torch
-from torch import nn
 
-from ups.config import LatentConfig, SteadyPriorConfig
-from ups.models.layers import AdaLNBlock, TimestepEmbedding
+from ups.config import Config, LatentConfig, SteadyPriorConfig
+from ups.models.base import SpecModel
+from ups.models.layers import ConditionedStack
 
 
-class SteadyPrior(nn.Module):
+class SteadyPrior(SpecModel):
+    kind = "steady_prior"
     compile_targets = ("step",)  # what the training loss calls (runtime.compile)
 
     def __init__(self, latent: LatentConfig, cfg: SteadyPriorConfig):
         super().__init__()
         self.register_buffer("z_mean", torch.zeros(latent.dim))
         self.register_buffer("z_std", torch.ones(latent.dim))
-        self.inp = nn.Linear(latent.dim, cfg.width)
-        self.nu_embed = TimestepEmbedding(cfg.width)
-        self.t_embed = TimestepEmbedding(cfg.width)
-        self.blocks = nn.ModuleList(AdaLNBlock(cfg.width, cfg.heads, latent.tokens, cfg.mlp_ratio, cfg.width) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.width)
-        self.out = nn.Linear(cfg.width, latent.dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        self.net = ConditionedStack(latent.dim, latent.dim, cfg.width, latent.tokens, cfg.depth, cfg.heads, cfg.mlp_ratio, conditions=("nu", "t"))
+
+    @classmethod
+    def config_spec(cls, cfg: Config) -> dict:
+        return cls._spec(latent=asdict(cfg.latent), steady_prior=asdict(cfg.steady_prior), horizon=cfg.data.t_final)
+
+    @classmethod
+    def _build(cls, spec: dict) -> "SteadyPrior":
+        return cls(LatentConfig(**spec["latent"]), SteadyPriorConfig(**spec["steady_prior"]))
 
     def step(self, zn0: torch.Tensor, nu: torch.Tensor, horizon: torch.Tensor) -> torch.Tensor:
-        cond = self.nu_embed(torch.log(nu)) + self.t_embed(torch.log(horizon))
-        h = self.inp(zn0)
-        for block in self.blocks:
-            h = block(h, cond)
-        return zn0 + self.out(self.norm(h))
+        return zn0 + self.net(zn0, nu=torch.log(nu), t=torch.log(horizon))
 
     def forward(self, z0: torch.Tensor, nu: torch.Tensor, horizon: torch.Tensor) -> torch.Tensor:
         """Physical-scale latents z(0) (B, T, D) → z(horizon)."""

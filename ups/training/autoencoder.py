@@ -11,14 +11,13 @@ from ups.config import Config
 from ups.data.dataset import load_split, split_path, stats_path
 from ups.data.normalization import Normalization
 from ups.eval.metrics import nrmse_per_frame
-from ups.inference.loading import autoencoder_spec, build_autoencoder
-from ups.io import write_json_atomic
-from ups.training import checkpoint as ckpt
-from ups.training.loop import Task, fit, shuffled_batches, stage_device
-from ups.training.registry import Probe, register
+from ups.models.autoencoder import Autoencoder
+from ups.training.loop import fit, shuffled_batches, stage_device
+from ups.stage_args import StagePaths
+from ups.training.registry import Probe
+from ups.training.stage import stage_task, write_summary
 
 STAGE = "train_autoencoder"
-PARAMS = ("data", "latent", "encoder", "decoder", "train.autoencoder", "runtime")
 
 
 def stage_params(cfg: Config) -> dict:
@@ -37,15 +36,13 @@ def roundtrip_nrmse(model, u: torch.Tensor, x: torch.Tensor, batch: int = 512) -
     return float(torch.cat(errs).mean())
 
 
-def train_autoencoder(cfg: Config, data_dir: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
-    data_dir = Path(data_dir)
-    stats = Normalization.load(stats_path(data_dir))
+def train_autoencoder(cfg: Config, paths: StagePaths) -> dict:
+    stats = Normalization.load(stats_path(paths.data))
     dev = stage_device(cfg.runtime)  # the data lives where the model trains
-    u_train, x = (t.to(dev) for t in fields(data_dir, "train", cfg))
-    u_val = fields(data_dir, "val", cfg)[0].to(dev)
-    spec = autoencoder_spec(cfg, stats.mean, stats.std)
+    u_train, x = (t.to(dev) for t in fields(paths.data, "train", cfg))
+    u_val = fields(paths.data, "val", cfg)[0].to(dev)
     torch.manual_seed(cfg.train.autoencoder.seed)
-    model = build_autoencoder(spec)
+    model = Autoencoder.from_config(cfg, stats.mean, stats.std)
     t = cfg.train.autoencoder
     inv_var = 1.0 / stats.std**2
 
@@ -53,29 +50,20 @@ def train_autoencoder(cfg: Config, data_dir: Path, checkpoint_out: Path, plots_o
         u = u_train[idx.to(dev)]
         return ((m(u, x) - u) ** 2).mean() * inv_var  # MSE in normalised units
 
-    task = Task(
-        stage=STAGE,
-        model=model,
-        training=t,
+    task = stage_task(
+        STAGE, model, t, paths, stage_params(cfg), [split_path(paths.data, "train"), split_path(paths.data, "val"), stats_path(paths.data)],
         steps_per_epoch=-(-len(u_train) // t.batch_size),
         batches=lambda epoch, gen: shuffled_batches(len(u_train), t.batch_size, gen),
         loss=loss,
         validate=lambda m: {"selection": (e := roundtrip_nrmse(m, u_val, x)), "val_roundtrip_nrmse": e},
-        checkpoint_path=Path(checkpoint_out),
-        checkpoint_payload=lambda: dict(spec),
-        plots_path=Path(plots_out),
-        fingerprint=ckpt.fingerprint(stage_params(cfg), [split_path(data_dir, "train"), split_path(data_dir, "val"), stats_path(data_dir)]),
-        scratch=Path(scratch),
-        log_config=stage_params(cfg),
     )
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
     summary["val_roundtrip_nrmse"] = roundtrip_nrmse(model, u_val, x)
-    write_json_atomic(metrics_out, summary)
-    return summary
+    return write_summary(paths, summary)
 
 
 def _probe_models(cfg: Config) -> dict:
-    return {"autoencoder": build_autoencoder(autoencoder_spec(cfg, 0.0, 1.0))}
+    return {"autoencoder": Autoencoder.from_config(cfg)}
 
 
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
@@ -84,10 +72,10 @@ def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
     return ((ae(u, ae.grid) - u) ** 2).mean()
 
 
-register(Probe(
+PROBE = Probe(
     stage=STAGE,
     models=_probe_models,
     step=_probe_step,
     steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * cfg.data.frames // cfg.train.autoencoder.batch_size),
     training=lambda cfg: cfg.train.autoencoder,
-))
+)

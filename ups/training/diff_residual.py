@@ -10,22 +10,20 @@ validation split, the full-rollout nRMSE of the operator alone and of the ensemb
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
 from ups.config import Config
 from ups.data.dataset import load_split
 from ups.eval.metrics import ensemble_scores, nrmse
-from ups.inference.loading import load_autoencoder, load_operator
 from ups.inference.rollout import Simulator
 from ups.inference.stochastic import corrected_rollout
-from ups.io import write_json_atomic
 from ups.models.diffusion import DiffusionResidual
-from ups.training import checkpoint as ckpt
 from ups.training.latents import latents_path, load_latents_to
-from ups.training.loop import Task, fit, shuffled_batches, stage_device
-from ups.training.registry import Probe, register
+from ups.training.loop import fit, shuffled_batches, stage_device
+from ups.stage_args import StagePaths
+from ups.training.registry import Probe
+from ups.training.stage import stage_task, write_summary
 
 STAGE = "train_diff_residual"
 
@@ -43,23 +41,8 @@ def one_step_pairs(sim: Simulator, z: torch.Tensor, nu: torch.Tensor, batch: int
     return torch.cat(preds), target, nus
 
 
-def spec(cfg: Config) -> dict:
-    return {"kind": "diff_residual", "latent": asdict(cfg.latent), "diffusion": asdict(cfg.diffusion)}
-
-
-def build(spec: dict) -> DiffusionResidual:
-    from ups.config import DiffusionConfig, LatentConfig
-
-    model = DiffusionResidual(LatentConfig(**spec["latent"]), DiffusionConfig(**spec["diffusion"]))
-    model.nfe = len(model.levels)
-    return model
-
-
-def load(path: Path | str) -> DiffusionResidual:
-    c = ckpt.load(path, "diff_residual")
-    model = build(c)
-    model.load_state_dict(c["state_dict"])
-    return model.eval()
+def stage_params(cfg: Config) -> dict:
+    return {"latent": asdict(cfg.latent), "diffusion": asdict(cfg.diffusion), "train": asdict(cfg.train.diff_residual), "runtime": asdict(cfg.runtime)}
 
 
 def stochastic_val_report(sim: Simulator, corrector, val: dict, u_val: torch.Tensor, x: torch.Tensor, members: int, seed: int) -> dict:
@@ -72,22 +55,19 @@ def stochastic_val_report(sim: Simulator, corrector, val: dict, u_val: torch.Ten
     return {"operator_rollout_nrmse": nrmse(op_only, truth), "single_sample_rollout_nrmse": nrmse(ens[0], truth), **ensemble_scores(ens, truth), "members": members}
 
 
-def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, operator: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
+def train_diff_residual(cfg: Config, paths: StagePaths) -> dict:
     dev = stage_device(cfg.runtime)  # the data lives where the model trains
-    op, _ = load_operator(operator, dev)
-    ae = load_autoencoder(autoencoder, dev)
-    sim = Simulator(ae, op, cfg.data.dt)
-    train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
+    sim = Simulator.from_checkpoints(paths.autoencoder, paths.operator, device=dev)  # frozen: the residual is its
+    train, val = load_latents_to(paths.latents, "train", dev), load_latents_to(paths.latents, "val", dev)
     z_op, target, nus = one_step_pairs(sim, train["z"], train["nu"])
     vz_op, vtarget, vnus = one_step_pairs(sim, val["z"], val["nu"])
     residual, vresidual = target - z_op, vtarget - vz_op
     torch.manual_seed(cfg.train.diff_residual.seed)
-    s = spec(cfg)
-    model = build(s)
+    model = DiffusionResidual.from_config(cfg)
     model.r_std.copy_(residual.std(dim=(0, 1)).clamp_min(1e-8))
     model.to(dev)
     r_n, vr_n = residual / model.r_std, vresidual / model.r_std
-    c_n, vc_n = op.normalize(z_op), op.normalize(vz_op)
+    c_n, vc_n = sim.operator.normalize(z_op), sim.operator.normalize(vz_op)
     dts, vdts = torch.full((len(r_n),), cfg.data.dt, device=dev), torch.full((len(vr_n),), cfg.data.dt, device=dev)
     t = cfg.train.diff_residual
 
@@ -100,23 +80,17 @@ def train_diff_residual(cfg: Config, data_dir: Path, latents_dir: Path, autoenco
             e = float(m.loss(vr_n, vc_n, vdts, vnus, torch.Generator().manual_seed(0)))
         return {"selection": e, "val_denoising_loss": e}
 
-    task = Task(
-        stage=STAGE, model=model, training=t, steps_per_epoch=-(-len(r_n) // t.batch_size),
-        batches=lambda epoch, gen: shuffled_batches(len(r_n), t.batch_size, gen),
-        loss=loss, validate=validate, checkpoint_path=Path(checkpoint_out), checkpoint_payload=lambda: dict(s),
-        plots_path=Path(plots_out),
-        fingerprint=ckpt.fingerprint({"latent": asdict(cfg.latent), "diffusion": asdict(cfg.diffusion), "train": asdict(t), "runtime": asdict(cfg.runtime)}, [latents_path(latents_dir, "train"), latents_path(latents_dir, "val"), operator]),
-        scratch=Path(scratch), log_config={"diffusion": asdict(cfg.diffusion), "train": asdict(t)},
+    inputs = [latents_path(paths.latents, "train"), latents_path(paths.latents, "val"), paths.operator]
+    task = stage_task(
+        STAGE, model, t, paths, stage_params(cfg), inputs, steps_per_epoch=-(-len(r_n) // t.batch_size),
+        batches=lambda epoch, gen: shuffled_batches(len(r_n), t.batch_size, gen), loss=loss, validate=validate,
     )
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
-    model.eval()
-    model.nfe = len(model.levels)
-    val_traj = load_split(data_dir, "val", cfg.data)
+    val_traj = load_split(paths.data, "val", cfg.data)
     u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
-    summary.update(stochastic_val_report(sim, model, val, u_val, x, cfg.diffusion.ensemble, t.seed))
-    summary["nfe_per_step"] = 1 + len(model.levels)
-    write_json_atomic(metrics_out, summary)
-    return summary
+    summary.update(stochastic_val_report(sim, model.eval(), val, u_val, x, cfg.diffusion.ensemble, t.seed))
+    summary["nfe_per_step"] = 1 + model.nfe
+    return write_summary(paths, summary)
 
 
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
@@ -125,8 +99,8 @@ def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
     return models["diff_residual"].loss(torch.randn(shape), torch.randn(shape), torch.full((b,), cfg.data.dt), torch.full((b,), cfg.data.nu[0]), torch.Generator().manual_seed(0))
 
 
-register(Probe(
-    stage=STAGE, models=lambda cfg: {"diff_residual": build(spec(cfg))}, step=_probe_step,
+PROBE = Probe(
+    stage=STAGE, models=lambda cfg: {"diff_residual": DiffusionResidual.from_config(cfg)}, step=_probe_step,
     steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * (cfg.data.frames - cfg.operator.history) // cfg.train.diff_residual.batch_size),
     training=lambda cfg: cfg.train.diff_residual,
-))
+)

@@ -123,12 +123,19 @@ def run_training_stage(main: Callable[[], None], stage: str) -> None:
         run_entry_point(lambda: _launch(main, stage), stage)
 
 
+def _entry_point() -> list[str]:
+    """How each rank starts this stage: as the module it was started as (`python -m stages.NAME`, so the
+    ranks import `ups` from the same working directory), or as the same script."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    return ["-m", spec.name] if spec is not None and spec.name else [sys.argv[0]]
+
+
 def _launch(main: Callable[[], None], stage: str) -> None:
     nproc = _nproc(sys.argv[1:])
     if nproc <= 1:
         main()
         return
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", sys.argv[0], *sys.argv[1:]]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *_entry_point(), *sys.argv[1:]]
     print(f"{stage}: runtime.nproc = {nproc}: starting {nproc} processes under torchrun", flush=True)
     code = subprocess.run(cmd).returncode
     if code != 0:

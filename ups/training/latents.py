@@ -1,7 +1,7 @@
 """Stage encode_latents: the train and val splits through the frozen, trained encoder.
 
 The autoencoder checkpoint is a dependency of this stage in dvc.yaml, so a latent cache can never be
-stale: a new autoencoder means new latents (the old system keyed its cache by task and split only).
+stale: a new autoencoder means new latents (a cache keyed by task and split alone would go stale).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from ups.data.dataset import load_trajectories, split_path
-from ups.inference.loading import load_autoencoder
-from ups.training.checkpoint import save_atomic
+from ups.checkpoints import save_atomic
+from ups.models.autoencoder import Autoencoder
 
 SPLITS = ("train", "val")
 
@@ -28,7 +28,7 @@ def latents_path(latents_dir: Path | str, split: str) -> Path:
 
 @torch.no_grad()
 def encode_latents(data_dir: Path, autoencoder: Path, out_dir: Path, allow_legacy_domain: bool = False, batch: int = 1024) -> dict:
-    model = load_autoencoder(autoencoder)
+    model = Autoencoder.from_checkpoint(autoencoder)
     summary = {}
     for split in SPLITS:
         traj = load_trajectories(split_path(data_dir, split), allow_legacy_domain=allow_legacy_domain)

@@ -1,4 +1,4 @@
-"""The training loop every training stage shares (SPEC §6, §14).
+"""The training loop every training stage shares.
 
 A stage describes its work as a `Task` (model, batches, loss, validation); `fit` does the rest:
 seeding and CPU determinism, AdamW with warm-up and cosine decay, gradient clipping, EMA weights,
@@ -27,11 +27,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from ups import checkpoints
 from ups.config import RuntimeConfig, StageTraining, WandbConfig
 from ups.errors import StageError
-from ups.training import checkpoint as ckpt
+from ups.models.base import SpecModel
+from ups.runtime import pick_device
 from ups.training import distributed
 from ups.training.optim import EMA, build_optimizer, warmup_cosine
+from ups.stage_args import StagePaths
 from ups.training.tracking import EpochLog
 
 
@@ -44,27 +47,18 @@ class Interrupted(StageError):
 
 @dataclass
 class Task:
+    """What a training stage asks of `fit` (built by `ups.training.stage.task`)."""
+
     stage: str
-    model: nn.Module
+    model: SpecModel  # saved with its spec, so the checkpoint rebuilds it
     training: StageTraining
     steps_per_epoch: int
     batches: Callable[[int, torch.Generator], Iterable[Any]]  # (epoch, generator) → batches
     loss: Callable[[nn.Module, Any, torch.Generator], torch.Tensor]  # (model, batch, generator) → loss
     validate: Callable[[nn.Module], dict[str, float]]  # EMA model → metrics; "selection" is minimised
-    checkpoint_path: Path
-    checkpoint_payload: Callable[[], dict]  # kind, sizes, normalisation … saved beside the weights
-    plots_path: Path
-    fingerprint: str
-    scratch: Path = ckpt.SCRATCH
+    paths: StagePaths  # checkpoint, plots, scratch
+    fingerprint: str  # of the params and inputs; resume state of another fingerprint is not used
     log_config: dict = field(default_factory=dict)
-
-
-def pick_device(runtime: RuntimeConfig) -> torch.device:
-    if runtime.device == "cuda" and not torch.cuda.is_available():
-        raise StageError("runtime.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
-    if runtime.device in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def stage_device(runtime: RuntimeConfig) -> torch.device:
@@ -139,149 +133,209 @@ def _load_resume(stage: str, path: Path) -> dict | None:
         return None
 
 
-def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
-    """Train, select on validation, save the best EMA weights to `task.checkpoint_path`."""
-    t = task.training
-    ctx = distributed.context()
-    device = stage_device(runtime)
-    distributed.init(ctx, device)
-    if runtime.threads:
-        torch.set_num_threads(runtime.threads)
-    seed_everything(t.seed, device)
-    model = task.model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    ema = EMA(model, t.ema)
-    optimizer = build_optimizer(model, t)
-    total_steps = t.epochs * task.steps_per_epoch
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, t.warmup, t.lr_floor))
-    step_model = compile_hot_paths(model) if runtime.compile else model
-    autocast = device.type == "cuda" and runtime.bf16
+@dataclass
+class FitState:
+    """Where a fit stands; saved in the resume state after every epoch and on a stop signal."""
 
-    state = {"epoch": 0, "batch": 0, "best": float("inf"), "best_epoch": -1, "best_state": None, "bad_epochs": 0, "rows": [], "running": [0.0, 0], "seconds": 0.0}
-    resume_file = ckpt.resume_path(task.stage, task.scratch)
-    saved = _load_resume(task.stage, resume_file) if resume_file.exists() else None
-    if saved is not None:
-        if saved.get("fingerprint") == task.fingerprint:
-            model.load_state_dict(saved["model"])
-            ema.load_state_dict(saved["ema"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            state = saved["state"]
-            print(f"{task.stage}: resuming from epoch {state['epoch'] + 1}, batch {state['batch'] + 1} ({resume_file})", flush=True)
-        else:
-            print(f"{task.stage}: ignoring resume state from other params or inputs ({resume_file})", flush=True)
-    if ctx.active:
-        print(f"{task.stage}: rank {ctx.rank}/{ctx.world} on {device} ({'nccl' if device.type == 'cuda' else 'gloo'}), 1/{ctx.world} of each global batch of {t.batch_size}", flush=True)
+    epoch: int = 0  # epochs finished
+    batch: int = 0  # batches finished in the current epoch
+    best: float = float("inf")  # the best validation "selection" so far
+    best_epoch: int = -1
+    best_state: dict | None = None  # the EMA weights of the best epoch (CPU)
+    bad_epochs: int = 0  # epochs since the last improvement
+    rows: list[dict] = field(default_factory=list)  # per-epoch metrics
+    loss_sum: float = 0.0  # the running train loss of the current epoch
+    loss_count: int = 0
+    seconds: float = 0.0  # training time so far, over resumes
 
-    compute_loss = distributed.data_parallel(step_model, task.loss, ctx, device)  # after resume: DDP broadcasts rank 0's weights
-    log = EpochLog(task.stage, task.plots_path, wandb_cfg, task.log_config, rows=state["rows"], write=ctx.main)
 
-    def save_resume() -> None:
-        if not ctx.main:
+class _Fit:
+    """One call of `fit`: the model on its device, optimizer, schedule, EMA, log and `FitState`."""
+
+    def __init__(self, task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig):
+        self.task, self.t = task, task.training
+        self.ctx = distributed.context()
+        self.device = stage_device(runtime)
+        distributed.init(self.ctx, self.device)
+        if runtime.threads:
+            torch.set_num_threads(runtime.threads)
+        seed_everything(self.t.seed, self.device)
+        self.model = task.model.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.ema = EMA(self.model, self.t.ema)
+        self.optimizer = build_optimizer(self.model, self.t)
+        schedule = warmup_cosine(self.t.epochs * task.steps_per_epoch, self.t.warmup, self.t.lr_floor)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
+        self.step_model = compile_hot_paths(self.model) if runtime.compile else self.model
+        self.autocast = self.device.type == "cuda" and runtime.bf16
+        # On a GPU the host reads losses back every SYNC_EVERY batches only, so the device never waits
+        # for Python; on CPU every batch, so a non-finite loss stops the stage before its update.
+        self.sync_every = 1 if self.device.type == "cpu" else SYNC_EVERY
+        self.resume_file = checkpoints.resume_path(task.stage, task.paths.scratch)
+        self.state = FitState()
+        self.wandb_cfg = wandb_cfg
+
+    def say(self, message: str) -> None:
+        if self.ctx.main:
+            print(f"{self.task.stage}{message}", flush=True)
+
+    # -- restore ---------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Resume from the stage's resume state when it was written for the same params and inputs."""
+        saved = _load_resume(self.task.stage, self.resume_file) if self.resume_file.exists() else None
+        if saved is not None and saved.get("fingerprint") == self.task.fingerprint and saved.get("format") == checkpoints.FORMAT:
+            self.model.load_state_dict(saved["model"])
+            self.ema.load_state_dict(saved["ema"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            self.state = FitState(**saved["state"])
+            self.say(f": resuming from epoch {self.state.epoch + 1}, batch {self.state.batch + 1} ({self.resume_file})")
+        elif saved is not None:
+            self.say(f": ignoring resume state from other params, inputs or code ({self.resume_file})")
+        if self.ctx.active:
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            print(f"{self.task.stage}: rank {self.ctx.rank}/{self.ctx.world} on {self.device} ({backend}), 1/{self.ctx.world} of each global batch of {self.t.batch_size}", flush=True)
+        # After the resume: DDP broadcasts rank 0's weights.
+        self.compute_loss = distributed.data_parallel(self.step_model, self.task.loss, self.ctx, self.device)
+        self.log = EpochLog(self.task.stage, self.task.paths.plots, self.wandb_cfg, self.task.log_config, rows=self.state.rows, write=self.ctx.main)
+
+    def save_resume(self) -> None:
+        if not self.ctx.main:
             return
-        state["rows"] = log.rows
-        ckpt.save_atomic(
-            {"fingerprint": task.fingerprint, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "state": state},
-            resume_file,
+        self.state.rows = self.log.rows
+        payload = {
+            "format": checkpoints.FORMAT, "fingerprint": self.task.fingerprint, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "state": vars(self.state),
+        }
+        checkpoints.save_atomic(payload, self.resume_file)
+
+    # -- one epoch -------------------------------------------------------------------------------
+    def nonfinite(self, what: str, value: float, epoch: int, where: str, consequence: str) -> StageError:
+        rank = f" (rank {self.ctx.rank})" if self.ctx.active else ""
+        last_good = self.resume_file if self.resume_file.exists() else "not written yet (no epoch finished)"
+        return StageError(
+            f"{self.task.stage}: {what} is {value} at epoch {epoch + 1}, {where}{rank}; {consequence}. "
+            f"The last good resume state is {last_good}. Lower train.*.lr or check the data (`dvc repro validate`)."
         )
 
-    # On a GPU the host reads losses back every SYNC_EVERY batches only, so the device never waits
-    # for Python; on CPU every batch, so a non-finite loss stops the stage before its update.
-    sync_every = 1 if device.type == "cpu" else SYNC_EVERY
+    def train_batch(self, batch, epoch: int, b: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One optimizer step; the loss and gradient norm stay on the device until read back."""
+        part, weight = distributed.shard(batch, self.ctx)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            loss = self.compute_loss(part, batch_generator(self.t.seed, epoch, b)) * weight
+        checked = self.sync_every == 1
+        if checked and not torch.isfinite(loss):
+            raise self.nonfinite("loss", loss.item(), epoch, f"batch {b + 1}", "stopped before the update")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # under DDP the gradients arrive averaged across ranks
+        norm = None
+        if self.t.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.t.grad_clip)
+            if checked and not torch.isfinite(norm):
+                raise self.nonfinite("gradient norm", norm.item(), epoch, f"batch {b + 1}", "stopped before the update")
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update(self.model)
+        return loss.detach().float(), None if norm is None else norm.detach().float()
 
-    def nonfinite_message(what: str, value: float, epoch: int, where: str, consequence: str) -> str:
-        return (
-            f"{task.stage}: {what} is {value} at epoch {epoch + 1}, {where}{f' (rank {ctx.rank})' if ctx.active else ''}; {consequence}. "
-            f"The last good resume state is {resume_file if resume_file.exists() else 'not written yet (no epoch finished)'}. "
-            f"Lower train.*.lr or check the data (`dvc repro validate`)."
-        )
+    def read_back(self, losses: list[torch.Tensor], norms: list[torch.Tensor], epoch: int, b: int, bar: tqdm) -> None:
+        """Losses and gradient norms of the last batches to the host (one transfer): the guard against
+        non-finite values and the running loss."""
+        values = torch.cat([torch.stack(losses), *([torch.stack(norms)] if norms else [])]).cpu()
+        if not torch.isfinite(values).all():
+            where = f"batches {b + 2 - len(losses)}…{b + 1}"
+            raise self.nonfinite("loss or gradient norm", float("nan"), epoch, where, "weights since then are not saved")
+        loss_values = values[: len(losses)]
+        self.state.loss_sum += float(loss_values.sum())
+        self.state.loss_count += len(loss_values)
+        bar.set_postfix(loss=f"{float(loss_values[-1]):.3e}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)
+        losses.clear()
+        norms.clear()
 
-    started = time.perf_counter() - state["seconds"]
+    def run_epoch(self, epoch: int, stop: _StopOnSignal, started: float) -> None:
+        self.model.train()
+        batches = list(self.task.batches(epoch, torch.Generator().manual_seed(self.t.seed * 7919 + epoch)))
+        desc = f"{self.task.stage} {epoch + 1}/{self.t.epochs}"
+        bar = tqdm(total=len(batches), initial=self.state.batch, desc=desc, unit="batch", dynamic_ncols=True, leave=False, mininterval=1.0, disable=not self.ctx.main)
+        losses: list[torch.Tensor] = []
+        norms: list[torch.Tensor] = []  # read back for their finiteness only
+        for b in range(self.state.batch, len(batches)):
+            loss, norm = self.train_batch(batches[b], epoch, b)
+            losses.append(loss)
+            if norm is not None:
+                norms.append(norm)
+            self.state.batch = b + 1
+            bar.update(1)
+            if self.state.batch % self.sync_every and self.state.batch != len(batches):
+                continue
+            self.read_back(losses, norms, epoch, b, bar)
+            if distributed.any_rank(stop.signal is not None, self.ctx, self.device):
+                self.state.seconds = time.perf_counter() - started
+                self.save_resume()
+                bar.close()
+                name = signal.Signals(stop.signal).name if stop.signal is not None else "a signal to another rank"
+                raise Interrupted(f"{self.task.stage}: stopped by {name} at epoch {epoch + 1}, batch {b + 1}; resume state saved to {self.resume_file}. Rerun the stage to resume.")
+        bar.close()
+
+    # -- end of epoch ----------------------------------------------------------------------------
+    def end_epoch(self, epoch: int, started: float) -> bool:
+        """Validate the EMA weights, log, keep the best, save resume state; True to stop early."""
+        st = self.state
+        metrics = self.task.validate(self.ema.model)
+        train_loss = st.loss_sum / max(1, st.loss_count)
+        st.seconds = time.perf_counter() - started
+        self.log.log({"epoch": epoch + 1, "train_loss": train_loss, **metrics, "lr": self.scheduler.get_last_lr()[0], "seconds": round(st.seconds, 2)})
+        improved = metrics["selection"] < st.best
+        if improved:
+            st.best, st.best_epoch, st.bad_epochs = metrics["selection"], epoch + 1, 0
+            st.best_state = {k: v.detach().cpu().clone() for k, v in self.ema.model.state_dict().items()}
+        else:
+            st.bad_epochs += 1
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "selection")
+        self.say(f" epoch {epoch + 1}/{self.t.epochs}: train loss {train_loss:.4g}  {shown}{'  *' if improved else ''}")
+        st.epoch, st.batch, st.loss_sum, st.loss_count = epoch + 1, 0, 0.0, 0
+        self.save_resume()
+        if st.bad_epochs >= self.t.patience:
+            self.say(f": early stop, no validation improvement for {self.t.patience} epochs")
+            return True
+        return False
+
+    # -- finish ----------------------------------------------------------------------------------
+    def finish(self) -> dict:
+        """Save the best EMA weights with the model's spec; the model object holds them from here on."""
+        st = self.state
+        if st.best_state is None:
+            raise StageError(f"{self.task.stage}: no epoch finished; nothing to save")
+        if self.ctx.active:  # rank 0 alone goes on to write; the others are done
+            distributed.finish(self.ctx)
+            if not self.ctx.main:
+                raise SystemExit(0)
+        payload = {**self.model.spec, "state_dict": st.best_state, "best_epoch": st.best_epoch, "selection": st.best}
+        checkpoints.save_atomic(payload, self.task.paths.checkpoint)
+        best_row = self.log.rows[st.best_epoch - 1]
+        summary = {
+            "best_epoch": st.best_epoch,
+            "epochs_run": st.epoch,
+            "train_seconds": round(st.seconds, 1),
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "device": self.device.type,
+            "processes": self.ctx.world,
+            **{f"best_{k}": v for k, v in best_row.items() if k not in ("epoch", "lr", "seconds")},
+        }
+        self.log.finish(summary)
+        self.resume_file.unlink(missing_ok=True)
+        self.model.load_state_dict(st.best_state)
+        return summary
+
+
+def fit(task: Task, runtime: RuntimeConfig, wandb_cfg: WandbConfig) -> dict:
+    """Train, select on validation, save the best EMA weights to `task.paths.checkpoint`."""
+    run = _Fit(task, runtime, wandb_cfg)
+    run.restore()
+    started = time.perf_counter() - run.state.seconds
     with _StopOnSignal() as stop:
-        for epoch in range(state["epoch"], t.epochs):
-            model.train()
-            batches = list(task.batches(epoch, torch.Generator().manual_seed(t.seed * 7919 + epoch)))
-            bar = tqdm(total=len(batches), initial=state["batch"], desc=f"{task.stage} {epoch + 1}/{t.epochs}", unit="batch", dynamic_ncols=True, leave=False, mininterval=1.0, disable=not ctx.main)
-            pending: list[torch.Tensor] = []  # losses (and gradient norms) not yet read back to the host
-            for b in range(state["batch"], len(batches)):
-                gen = batch_generator(t.seed, epoch, b)
-                part, weight = distributed.shard(batches[b], ctx)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                    loss = compute_loss(part, gen) * weight
-                if sync_every == 1 and not torch.isfinite(loss):
-                    raise StageError(nonfinite_message("loss", loss.item(), epoch, f"batch {b + 1}", "stopped before the update"))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()  # under DDP the gradients arrive averaged across ranks
-                if t.grad_clip > 0:
-                    norm = torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-                    if sync_every == 1 and not torch.isfinite(norm):
-                        raise StageError(nonfinite_message("gradient norm", norm.item(), epoch, f"batch {b + 1}", "stopped before the update"))
-                    pending.append(norm.detach().float() * 0.0)  # contributes its finiteness only
-                optimizer.step()
-                scheduler.step()
-                ema.update(model)
-                pending.append(loss.detach().float())
-                state["batch"] = b + 1
-                bar.update(1)
-                if state["batch"] % sync_every and state["batch"] != len(batches):
-                    continue
-                # One read-back per `sync_every` batches (every batch on CPU): running loss, guard, signals.
-                values = torch.stack(pending).cpu()
-                pending.clear()
-                if not torch.isfinite(values).all():
-                    raise StageError(nonfinite_message("loss or gradient norm", float("nan"), epoch, f"batches {b + 2 - sync_every}…{b + 1}", "weights since then are not saved"))
-                losses = values[1::2] if t.grad_clip > 0 else values
-                state["running"][0] += float(losses.sum())
-                state["running"][1] += len(losses)
-                bar.set_postfix(loss=f"{float(losses[-1]):.3e}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
-                if distributed.any_rank(stop.signal is not None, ctx, device):
-                    state["seconds"] = time.perf_counter() - started
-                    save_resume()
-                    bar.close()
-                    name = signal.Signals(stop.signal).name if stop.signal is not None else "a signal to another rank"
-                    raise Interrupted(f"{task.stage}: stopped by {name} at epoch {epoch + 1}, batch {b + 1}; resume state saved to {resume_file}. Rerun the stage to resume.")
-            bar.close()
-            metrics = task.validate(ema.model)
-            train_loss = state["running"][0] / max(1, state["running"][1])
-            state["seconds"] = time.perf_counter() - started
-            row = {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "lr": scheduler.get_last_lr()[0], "seconds": round(state["seconds"], 2)}
-            log.log(row)
-            improved = metrics["selection"] < state["best"]
-            if improved:
-                state.update(best=metrics["selection"], best_epoch=epoch + 1, best_state={k: v.detach().cpu().clone() for k, v in ema.model.state_dict().items()}, bad_epochs=0)
-            else:
-                state["bad_epochs"] += 1
-            shown = "  ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k != "selection")
-            if ctx.main:
-                print(f"{task.stage} epoch {epoch + 1}/{t.epochs}: train loss {train_loss:.4g}  {shown}{'  *' if improved else ''}", flush=True)
-            state.update(epoch=epoch + 1, batch=0, running=[0.0, 0])
-            stopping = state["bad_epochs"] >= t.patience
-            save_resume()
-            if stopping:
-                if ctx.main:
-                    print(f"{task.stage}: early stop, no validation improvement for {t.patience} epochs", flush=True)
+        for epoch in range(run.state.epoch, task.training.epochs):
+            run.run_epoch(epoch, stop, started)
+            if run.end_epoch(epoch, started):
                 break
-
-    if state["best_state"] is None:
-        raise StageError(f"{task.stage}: no epoch finished; nothing to save")
-    if ctx.active:  # rank 0 alone goes on to write; the others are done
-        distributed.finish(ctx)
-        if not ctx.main:
-            raise SystemExit(0)
-    payload = task.checkpoint_payload()
-    payload.update(state_dict=state["best_state"], best_epoch=state["best_epoch"], selection=state["best"])
-    ckpt.save_atomic(payload, task.checkpoint_path)
-    summary = {
-        "best_epoch": state["best_epoch"],
-        "epochs_run": state["epoch"],
-        "train_seconds": round(state["seconds"], 1),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "device": device.type,
-        "processes": ctx.world,
-        **{f"best_{k}": v for k, v in log.rows[state["best_epoch"] - 1].items() if k not in ("epoch", "lr", "seconds")},
-    }
-    log.finish(summary)
-    resume_file.unlink(missing_ok=True)
-    # The model object holds the best weights from here on, for whatever the stage does next.
-    model.load_state_dict(state["best_state"])
-    return summary
+    return run.finish()

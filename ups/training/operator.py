@@ -20,14 +20,15 @@ import torch
 from ups.config import Config
 from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse_per_frame
-from ups.inference.loading import autoencoder_spec, build_autoencoder, build_operator, load_autoencoder, operator_spec
 from ups.inference.rollout import Simulator
-from ups.io import write_json_atomic
-from ups.training import checkpoint as ckpt
-from ups.training.latents import latents_path, load_latents_to
-from ups.training.loop import Task, fit, stage_device
-from ups.training.registry import Probe, register
+from ups.models.autoencoder import Autoencoder
 from ups.models.layers import generator_device
+from ups.models.operator import LatentOperator
+from ups.training.latents import latents_path, load_latents_to
+from ups.training.loop import fit, stage_device
+from ups.stage_args import StagePaths
+from ups.training.registry import Probe
+from ups.training.stage import stage_task, write_summary
 
 STAGE = "train_operator"
 
@@ -117,30 +118,29 @@ def diagnostics(sim: Simulator, z_val: torch.Tensor, nu: torch.Tensor, u_val: to
     return out
 
 
-def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: Path, checkpoint_out: Path, plots_out: Path, metrics_out: Path, scratch: Path = ckpt.SCRATCH) -> dict:
-    dev = stage_device(cfg.runtime)  # the data lives where the model trains
-    train, val = load_latents_to(latents_dir, "train", dev), load_latents_to(latents_dir, "val", dev)
-    ae = load_autoencoder(autoencoder, dev)
-    val_traj = load_split(data_dir, "val", cfg.data)
-    u_val, x = torch.from_numpy(val_traj.u).to(dev), torch.from_numpy(val_traj.x).to(dev)
+def _load_data(cfg: Config, paths: StagePaths, dev: torch.device) -> dict:
+    """Train and val latents, the train and val fields, the points x: all on `dev`."""
+    train, val = load_latents_to(paths.latents, "train", dev), load_latents_to(paths.latents, "val", dev)
+    val_traj = load_split(paths.data, "val", cfg.data)
     if abs(train["dt"] - cfg.data.dt) > 1e-6:
-        raise FileNotFoundError(f"{latents_path(latents_dir, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`")
+        raise FileNotFoundError(f"{latents_path(paths.latents, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`")
+    u_train = torch.from_numpy(load_split(paths.data, "train", cfg.data).u).to(dev)
+    return {"train": train, "val": val, "u_train": u_train, "u_val": torch.from_numpy(val_traj.u).to(dev), "x": torch.from_numpy(val_traj.x).to(dev)}
 
-    u_train = torch.from_numpy(load_split(data_dir, "train", cfg.data).u).to(dev)
-    for p in ae.parameters():
-        p.requires_grad_(False)
 
+def train_operator(cfg: Config, paths: StagePaths) -> dict:
+    dev = stage_device(cfg.runtime)  # the data lives where the model trains
+    data = _load_data(cfg, paths, dev)
+    train, val, u_train, u_val, x = data["train"], data["val"], data["u_train"], data["u_val"], data["x"]
+    ae = Autoencoder.from_checkpoint(paths.autoencoder, dev).requires_grad_(False)
     torch.manual_seed(cfg.train.operator.seed)
-    spec = operator_spec(cfg)
-    model = build_operator(spec)
+    model = LatentOperator.from_config(cfg)
     z = train["z"]
     model.set_latent_stats(z.mean(dim=(0, 1, 2)), z.std(dim=(0, 1, 2)).clamp_min(1e-6))
     zn_train = model.to(dev).normalize(z)
-    nu_train = train["nu"]
     t = cfg.train.operator
     h, r = cfg.operator.history, t.rollout
     length = h + r
-    n_windows = windows_per_epoch(len(z), z.shape[1], r)
 
     def batches(epoch, gen):
         pairs = windows(len(z), z.shape[1], length, r, t.first_window, gen)
@@ -154,36 +154,24 @@ def train_operator(cfg: Config, data_dir: Path, latents_dir: Path, autoencoder: 
         window = zn[:, :h]
         if t.noise > 0:  # input noise: the operator learns to correct small errors of its own inputs
             window = window + t.noise * torch.randn(window.shape, generator=gen, device=generator_device(gen)).to(dev)
-        return rollout_loss(m, ae, window, u_train[idx, frames[:, h:]], x, nu_train[pairs[:, 0]], cfg.data.dt, cfg.operator.project, t.latent_weight, zn[:, h:])
+        u_next, nu = u_train[idx, frames[:, h:]], train["nu"][pairs[:, 0]]
+        return rollout_loss(m, ae, window, u_next, x, nu, cfg.data.dt, cfg.operator.project, t.latent_weight, zn[:, h:])
 
     def validate(m):
         e = val_rollout_nrmse(Simulator(ae, m, cfg.data.dt), val["z"], val["nu"], u_val, x)
         return {"selection": e, "val_rollout_nrmse": e}
 
-    task = Task(
-        stage=STAGE,
-        model=model,
-        training=t,
-        steps_per_epoch=-(-n_windows // t.batch_size),
-        batches=batches,
-        loss=loss,
-        validate=validate,
-        checkpoint_path=Path(checkpoint_out),
-        checkpoint_payload=lambda: dict(spec),
-        plots_path=Path(plots_out),
-        fingerprint=ckpt.fingerprint(stage_params(cfg), [latents_path(latents_dir, "train"), latents_path(latents_dir, "val"), autoencoder]),
-        scratch=Path(scratch),
-        log_config=stage_params(cfg),
-    )
+    inputs = [latents_path(paths.latents, "train"), latents_path(paths.latents, "val"), paths.autoencoder]
+    steps = -(-windows_per_epoch(len(z), z.shape[1], r) // t.batch_size)
+    task = stage_task(STAGE, model, t, paths, stage_params(cfg), inputs, steps_per_epoch=steps, batches=batches, loss=loss, validate=validate)
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
     summary.update(diagnostics(Simulator(ae, model.eval(), cfg.data.dt), val["z"], val["nu"], u_val, x))
-    write_json_atomic(metrics_out, summary)
-    return summary
+    return write_summary(paths, summary)
 
 
 def _probe_models(cfg: Config) -> dict:
-    frozen = build_autoencoder(autoencoder_spec(cfg, 0.0, 1.0)).requires_grad_(False)
-    return {"operator": build_operator(operator_spec(cfg)), "autoencoder (frozen)": frozen}
+    frozen = Autoencoder.from_config(cfg).requires_grad_(False)
+    return {"operator": LatentOperator.from_config(cfg), "autoencoder (frozen)": frozen}
 
 
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
@@ -195,10 +183,10 @@ def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
     return rollout_loss(models["operator"], ae, zn[:, :h], u, ae.grid, nu, cfg.data.dt, cfg.operator.project, cfg.train.operator.latent_weight, zn[:, h:])
 
 
-register(Probe(
+PROBE = Probe(
     stage=STAGE,
     models=_probe_models,
     step=_probe_step,
     steps_per_epoch=lambda cfg, data: -(-windows_per_epoch(data["trajectories"]["train"], cfg.data.frames, cfg.train.operator.rollout) // cfg.train.operator.batch_size),
     training=lambda cfg: cfg.train.operator,
-))
+)

@@ -1,8 +1,9 @@
-"""The training stages UPS knows, for the dry run of `validate` (and for `ups` commands).
+"""What the dry run of `validate` needs to know about a training stage.
 
-Each training stage registers a `Probe`: how to build its models from the config and run one
+Each training stage module defines a `PROBE`: how to build its models from the config and run one
 forward/backward step on a batch of its real shape, and how many optimizer steps one epoch takes.
-`validate` times the probe and turns it into a stage-time and GPU-cost estimate.
+`ups.training.dry_run.PROBES` lists them; `validate` times each probe and turns it into a stage-time
+and GPU-cost estimate.
 """
 
 from __future__ import annotations
@@ -22,11 +23,3 @@ class Probe:
     step: Callable[[Config, dict[str, torch.nn.Module]], torch.Tensor]  # one forward pass → loss
     steps_per_epoch: Callable[[Config, dict], int]  # (cfg, validate's data summary)
     training: Callable[[Config], StageTraining]
-
-
-PROBES: dict[str, Probe] = {}
-
-
-def register(probe: Probe) -> Probe:
-    PROBES[probe.stage] = probe
-    return probe

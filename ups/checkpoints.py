@@ -1,8 +1,9 @@
 """Checkpoints (DVC outputs) and resume state (scratch, outside DVC outputs), both written atomically.
 
-A checkpoint is self-describing: it holds the weights, the kind of model, and every size needed to
-rebuild it, so inference needs no params.yaml. Resume state carries a fingerprint of the stage's
-params and inputs; state from another configuration is never resumed.
+A checkpoint is self-describing: it holds the weights, the kind of model, the checkpoint format and
+every size needed to rebuild it (the model's `spec`), so inference needs no params.yaml; each model
+class rebuilds itself with `from_checkpoint` (`ups.models.base`). Resume state carries a fingerprint
+of the stage's params and inputs; state from another configuration is never resumed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import torch
 from ups.io import atomic_path
 
 SCRATCH = Path("scratch")  # git-ignored; `dvc exp run` resets DVC outputs, not this
+FORMAT = 2  # 2: models built from their spec with the shared conditioned stack (`ups.models.layers`)
+SAVED_BESIDE_SPEC = ("state_dict", "best_epoch", "selection")  # what a training stage adds to the model's spec
 
 
 def save_atomic(obj: Any, path: Path | str) -> None:
@@ -33,8 +36,15 @@ def load(path: Path | str, kind: str | None = None) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises several types for a truncated or foreign file
         raise FileNotFoundError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); rerun its stage") from exc
-    if kind is not None and ckpt.get("kind") != kind:
-        raise FileNotFoundError(f"{path}: holds a {ckpt.get('kind')!r} model, expected {kind!r}")
+    if not isinstance(ckpt, dict) or "kind" not in ckpt:
+        raise FileNotFoundError(f"{path}: not a UPS checkpoint (no model kind); rerun the stage that writes it")
+    if kind is not None and ckpt["kind"] != kind:
+        raise FileNotFoundError(f"{path}: holds a {ckpt['kind']!r} model, expected {kind!r}")
+    if ckpt.get("format", 1) != FORMAT:
+        raise FileNotFoundError(
+            f"{path}: a {ckpt['kind']} checkpoint in format {ckpt.get('format', 1)}, this version of UPS reads format {FORMAT}; "
+            "retrain it with this code (`dvc repro` reruns the stage that writes it)"
+        )
     return ckpt
 
 
