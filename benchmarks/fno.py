@@ -24,7 +24,17 @@ import torch
 
 from ups.eval.metrics import nrmse
 
-CONFIG = {"width": 32, "modes": 16, "layers": 4, "lr": 1e-3, "weight_decay": 1e-4, "batch_size": 32, "noise": 1e-3, "warmup_steps": 100, "grad_clip": 1.0}
+CONFIG = {
+    "width": 32,
+    "modes": 16,
+    "layers": 4,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "batch_size": 32,
+    "noise": 1e-3,
+    "warmup_steps": 100,
+    "grad_clip": 1.0,
+}
 
 
 def build(history: int, width: int, modes: int, layers: int):
@@ -62,7 +72,15 @@ class Stepper(torch.nn.Module):
         return torch.cat(out)
 
 
-def train(u_train: torch.Tensor, u_val: torch.Tensor, budget_seconds: float, history: int = 1, seed: int = 0, device: str | torch.device = "cpu", **overrides) -> tuple[Stepper, dict]:
+def train(
+    u_train: torch.Tensor,
+    u_val: torch.Tensor,
+    budget_seconds: float,
+    history: int = 1,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    **overrides,
+) -> tuple[Stepper, dict]:
     """Train for `budget_seconds` of wall time (validation included) on `device`; return the best
     model and a log."""
     c = {**CONFIG, **overrides}
@@ -72,7 +90,9 @@ def train(u_train: torch.Tensor, u_val: torch.Tensor, budget_seconds: float, his
     model = Stepper(build(history, c["width"], c["modes"], c["layers"]), mean, std, history).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
     n, t = u_train.shape[:2]
-    starts = torch.cartesian_prod(torch.arange(n), torch.arange(t - history)).to(device)  # input frames start … start+H−1
+    starts = torch.cartesian_prod(torch.arange(n), torch.arange(t - history)).to(
+        device
+    )  # input frames start … start+H−1
     offsets = torch.arange(history, device=device)
     gen = torch.Generator().manual_seed(seed)
     started = time.perf_counter()

@@ -33,7 +33,7 @@ def per_frame_png(qual: dict, path: Path) -> None:
 
     protocols = qual["protocols"]
     fig, axes = plt.subplots(1, len(protocols), figsize=(5 * len(protocols), 3.4), constrained_layout=True)
-    for ax, (label, p) in zip(list(axes) if len(protocols) > 1 else [axes], protocols.items()):
+    for ax, (label, p) in zip(list(axes) if len(protocols) > 1 else [axes], protocols.items(), strict=True):
         first = p["input_frames"]
         for name, curve in p["per_frame"].items():
             ax.plot(range(first, first + len(curve)), [max(v, 1e-7) for v in curve], label=name)
@@ -52,52 +52,127 @@ def section(mode: str) -> str | None:
         return None
     if not all(files[k].exists() for k in ("quality", "speed")):  # a run cut short after the pipeline
         pipe = json.loads(files["pipeline"].read_text())
-        out = [f"### {mode} configuration: the pipeline only", pipe.get("note", "The run ended before the quality and speed measurements."), ""]
-        out.append(_table(["stage", "wall s", "peak RSS MB (stage)"], [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()]))
+        out = [
+            f"### {mode} configuration: the pipeline only",
+            pipe.get("note", "The run ended before the quality and speed measurements."),
+            "",
+        ]
+        out.append(
+            _table(
+                ["stage", "wall s", "peak RSS MB (stage)"],
+                [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()],
+            )
+        )
         out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s.")
         return "\n".join(out)
     pipe, qual, speed = (json.loads(files[k].read_text()) for k in ("pipeline", "quality", "speed"))
     scale = json.loads(files["scaling"].read_text()) if files["scaling"].exists() else None
-    out = [f"### {mode} configuration" + (f" (overrides: `{', '.join(f'{k}={v}' for k, v in pipe['params'].items())}`)" if pipe["params"] else " (params.yaml as committed)")]
-    out.append(f"Machine: {pipe['cpus']} CPU threads" + (f", {pipe['gpu']}" if pipe.get("gpu") else "") + f", torch {pipe['torch']}, Python {pipe['python']}." + (f" Stages run through {pipe['through']}." if pipe.get("through") else ""))
+    out = [
+        f"### {mode} configuration"
+        + (
+            f" (overrides: `{', '.join(f'{k}={v}' for k, v in pipe['params'].items())}`)"
+            if pipe["params"]
+            else " (params.yaml as committed)"
+        )
+    ]
+    out.append(
+        f"Machine: {pipe['cpus']} CPU threads"
+        + (f", {pipe['gpu']}" if pipe.get("gpu") else "")
+        + f", torch {pipe['torch']}, Python {pipe['python']}."
+        + (f" Stages run through {pipe['through']}." if pipe.get("through") else "")
+    )
     fnos = qual["fno_training"]
     cfg = next(iter(fnos.values()))["config"]
     out.append(
         f"\n**Quality** on the Burgers-S test split. Training budgets: UPS {qual['ups_training_seconds']:.0f} s "
         f"({qual.get('ups_budget_stages', 'the UPS training stages')}); one FNO per protocol, trained for the same wall-clock on the same machine "
-        f"and selected on val under that protocol: " + "; ".join(f"{label}: {f['history']} input frame(s) as channels, {f['parameters']:,} parameters, {f['seconds']:.0f} s, {f['passes']} passes, {f['steps']} steps" for label, f in fnos.items()) + ". "
+        f"and selected on val under that protocol: "
+        + "; ".join(
+            f"{label}: {f['history']} input frame(s) as channels, {f['parameters']:,} parameters, {f['seconds']:.0f} s, {f['passes']} passes, {f['steps']} steps"
+            for label, f in fnos.items()
+        )
+        + ". "
         f"FNO configuration: width {cfg['width']}, {cfg['modes']} modes, {cfg['layers']} layers, one-step training with input noise σ = {cfg['noise']:g} (normalised units), "
         f"AdamW lr {cfg['lr']:g} with {cfg['warmup_steps']} warm-up steps and a cosine decay over the budget, batch {cfg['batch_size']}, weight decay {cfg['weight_decay']:g}, gradient clip {cfg['grad_clip']:g}. "
         f"The UPS method gated by `gate.method` is `{qual['ups_method']}`."
     )
     for label, p in qual["protocols"].items():
-        rows = [[name, r["nrmse"], r["rmse"], r["max_error"], r["frmse_low"], r["frmse_high"], r["ms_per_trajectory"]] for name, r in p["rows"].items()]
-        out.append(f"\n{label}: {p['input_frames']} input frame(s), {p['frames_predicted']} predicted, {p['trajectories']} trajectories. "
-                   f"UPS best ({p['ups_best']}) / FNO nRMSE = **{p['ups_over_fno']:.3g}**.\n")
+        rows = [
+            [name, r["nrmse"], r["rmse"], r["max_error"], r["frmse_low"], r["frmse_high"], r["ms_per_trajectory"]]
+            for name, r in p["rows"].items()
+        ]
+        out.append(
+            f"\n{label}: {p['input_frames']} input frame(s), {p['frames_predicted']} predicted, {p['trajectories']} trajectories. "
+            f"UPS best ({p['ups_best']}) / FNO nRMSE = **{p['ups_over_fno']:.3g}**.\n"
+        )
         out.append(_table(["method", "nRMSE", "RMSE", "max error", "fRMSE low", "fRMSE high", "ms / trajectory"], rows))
     per_frame_png(qual, RESULTS / f"{mode}-per-frame.png")
     out.append(f"\nPer-frame nRMSE of each method:\n\n![per-frame nRMSE](results/{mode}-per-frame.png)")
-    out.append(f"\n**Speed**: inference at batch {speed['batch_size']} on {speed['device']} ({speed['threads']} threads), 1-frame protocol.\n")
+    out.append(
+        f"\n**Speed**: inference at batch {speed['batch_size']} on {speed['device']} ({speed['threads']} threads), 1-frame protocol.\n"
+    )
     out.append(_table(["method", "ms / trajectory"], [[k, v] for k, v in speed["inference_ms_per_trajectory"].items()]))
     out.append("\nThe numerical solver on coarser grids (error against the stored reference):\n")
-    out.append(_table(["grid", "nRMSE", "ms / trajectory"], [[r["grid"], r["nrmse"], r["ms_per_trajectory"]] for r in speed["solver_by_grid"]]))
+    out.append(
+        _table(
+            ["grid", "nRMSE", "ms / trajectory"],
+            [[r["grid"], r["nrmse"], r["ms_per_trajectory"]] for r in speed["solver_by_grid"]],
+        )
+    )
     m = speed["solver_at_matched_error"]
-    out.append(f"\nAt the UPS operator's error ({speed['ups_operator_nrmse']:.4g}): " + (f"the solver on {m['grid']} points takes {m['ms_per_trajectory']:.3g} ms per trajectory, the operator {speed['inference_ms_per_trajectory']['UPS operator']:.3g} ms." if m else "no solver grid tried is that inaccurate."))
+    out.append(
+        f"\nAt the UPS operator's error ({speed['ups_operator_nrmse']:.4g}): "
+        + (
+            f"the solver on {m['grid']} points takes {m['ms_per_trajectory']:.3g} ms per trajectory, the operator {speed['inference_ms_per_trajectory']['UPS operator']:.3g} ms."
+            if m
+            else "no solver grid tried is that inaccurate."
+        )
+    )
     out.append("\n**Training throughput and the pipeline**\n")
-    out.append(_table(["stage", "samples / s", "train s", "epochs", "validate's estimate s"], [[k, v["samples_per_second"], v["train_seconds"], v["epochs"], v.get("validate_estimate_seconds")] for k, v in pipe["training_throughput"].items()]))
+    out.append(
+        _table(
+            ["stage", "samples / s", "train s", "epochs", "validate's estimate s"],
+            [
+                [k, v["samples_per_second"], v["train_seconds"], v["epochs"], v.get("validate_estimate_seconds")]
+                for k, v in pipe["training_throughput"].items()
+            ],
+        )
+    )
     if pipe.get("note_estimate"):
         out.append(f"\n{pipe['note_estimate']}")
     if pipe.get("stages"):
-        out.append("\n" + _table(["stage", "wall s (`dvc repro -s`)", "peak RSS MB (stage incl. dvc)"], [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()]))
-        out.append(f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s." + (f" `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3)." if pipe.get("noop_repro_seconds") is not None else ""))
+        out.append(
+            "\n"
+            + _table(
+                ["stage", "wall s (`dvc repro -s`)", "peak RSS MB (stage incl. dvc)"],
+                [[k, v["seconds"], v["peak_rss_mb"]] for k, v in pipe["stages"].items()],
+            )
+        )
+        out.append(
+            f"\nEnd to end (sum of the stages): {pipe['end_to_end_seconds']:.0f} s."
+            + (
+                f" `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3)."
+                if pipe.get("noop_repro_seconds") is not None
+                else ""
+            )
+        )
     else:
-        out.append(f"\n{pipe.get('note', '')} `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3).")
+        out.append(
+            f"\n{pipe.get('note', '')} `dvc repro` with nothing to do: {pipe['noop_repro_seconds']} s (median of 3)."
+        )
     if scale is None:
         out.append("\n**Scaling**: measured on CPU machines only (its probes time CPU steps).")
         return "\n".join(out)
-    out.append("\n**Scaling** (random weights; training = measured seconds per batch × batches per epoch of the autoencoder and operator):\n")
+    out.append(
+        "\n**Scaling** (random weights; training = measured seconds per batch × batches per epoch of the autoencoder and operator):\n"
+    )
     for key, rows in scale.items():
-        out.append(_table([key, "training s / epoch", "inference ms / trajectory"], [[r["value"], r["train_seconds_per_epoch"], r["inference_ms_per_trajectory"]] for r in rows]))
+        out.append(
+            _table(
+                [key, "training s / epoch", "inference ms / trajectory"],
+                [[r["value"], r["train_seconds_per_epoch"], r["inference_ms_per_trajectory"]] for r in rows],
+            )
+        )
         out.append("")
     out.append(f"![scaling](results/{mode}-scaling.png)")
     return "\n".join(out)

@@ -2,8 +2,8 @@
 autoencoder checkpoint is a dependency)."""
 
 from ups.config import load_config
-from ups.stage_args import stage_arguments
 from ups.errors import run_entry_point
+from ups.stage_args import stage_arguments
 from ups.training.latents import encode_latents
 
 

@@ -1,16 +1,25 @@
 """DVC stage `eval_full`: every method on test over the full horizon, if the proxy gate passed."""
 
 from ups.config import load_config
-from ups.stage_args import stage_arguments
 from ups.errors import run_entry_point
 from ups.eval.stages import eval_full
+from ups.stage_args import stage_arguments
 
 CHECKPOINTS = ("autoencoder", "operator", "diff_residual", "consistency", "steady_prior")
 
 
 def main() -> None:
     a = stage_arguments(__doc__, [*CHECKPOINTS, "data", "small", "out", "per_frame", "images", "predictions"])
-    r = eval_full(load_config(a.params), a.data, {k: getattr(a, k) for k in CHECKPOINTS}, a.small, a.out, a.per_frame, a.images, a.predictions)
+    r = eval_full(
+        load_config(a.params),
+        a.data,
+        {k: getattr(a, k) for k in CHECKPOINTS},
+        a.small,
+        a.out,
+        a.per_frame,
+        a.images,
+        a.predictions,
+    )
     if r["skipped"]:
         print(f"eval_full: skipped, {r['reason']}")
         return

@@ -1,9 +1,9 @@
 """DVC stage `gate`: writes the verdict and every check; always exits 0 (`ups gate check` is strict)."""
 
 from ups.config import load_config
-from ups.stage_args import stage_arguments
 from ups.errors import run_entry_point
 from ups.gate import run_gate
+from ups.stage_args import stage_arguments
 
 
 def main() -> None:

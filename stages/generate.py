@@ -1,9 +1,9 @@
-"""DVC stage `generate`: Burgers-S train/val/test files and train-only normalisation (SPEC §3)."""
+"""DVC stage `generate`: Burgers-S train/val/test files and train-only normalisation."""
 
 from ups.config import load_config
-from ups.stage_args import stage_arguments
 from ups.data.generate import generate_dataset
 from ups.errors import run_entry_point
+from ups.stage_args import stage_arguments
 
 
 def main() -> None:

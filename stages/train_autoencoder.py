@@ -2,14 +2,16 @@
 
 from ups.config import load_config
 from ups.stage_args import training_arguments
-from ups.training.distributed import run_training_stage
 from ups.training.autoencoder import train_autoencoder
+from ups.training.distributed import run_training_stage
 
 
 def main() -> None:
-    args, paths = training_arguments(__doc__, ('data',))
+    args, paths = training_arguments(__doc__, ("data",))
     s = train_autoencoder(load_config(args.params), paths)
-    print(f"train_autoencoder: val round-trip nRMSE {s['val_roundtrip_nrmse']:.4g} (epoch {s['best_epoch']}), {s['train_seconds']:.0f} s → {paths.checkpoint}")
+    print(
+        f"train_autoencoder: val round-trip nRMSE {s['val_roundtrip_nrmse']:.4g} (epoch {s['best_epoch']}), {s['train_seconds']:.0f} s → {paths.checkpoint}"
+    )
 
 
 if __name__ == "__main__":

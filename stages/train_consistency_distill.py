@@ -2,12 +2,12 @@
 
 from ups.config import load_config
 from ups.stage_args import training_arguments
-from ups.training.distributed import run_training_stage
 from ups.training.consistency import train_consistency
+from ups.training.distributed import run_training_stage
 
 
 def main() -> None:
-    args, paths = training_arguments(__doc__, ('data', 'latents', 'autoencoder', 'operator', 'teacher'))
+    args, paths = training_arguments(__doc__, ("data", "latents", "autoencoder", "operator", "teacher"))
     s = train_consistency(load_config(args.params), paths)
     print(
         f"train_consistency_distill: val rollout nRMSE (mean of sample paths) student {s['student_rollout_nrmse']:.4g} "

@@ -2,12 +2,12 @@
 
 from ups.config import load_config
 from ups.stage_args import training_arguments
-from ups.training.distributed import run_training_stage
 from ups.training.diff_residual import train_diff_residual
+from ups.training.distributed import run_training_stage
 
 
 def main() -> None:
-    args, paths = training_arguments(__doc__, ('data', 'latents', 'autoencoder', 'operator'))
+    args, paths = training_arguments(__doc__, ("data", "latents", "autoencoder", "operator"))
     s = train_diff_residual(load_config(args.params), paths)
     print(
         f"train_diff_residual: val rollout nRMSE operator {s['operator_rollout_nrmse']:.4g}, ensemble mean of {s['members']} "

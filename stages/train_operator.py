@@ -7,7 +7,7 @@ from ups.training.operator import train_operator
 
 
 def main() -> None:
-    args, paths = training_arguments(__doc__, ('data', 'latents', 'autoencoder'))
+    args, paths = training_arguments(__doc__, ("data", "latents", "autoencoder"))
     s = train_operator(load_config(args.params), paths)
     print(
         f"train_operator: val rollout nRMSE {s['val_rollout_nrmse']:.4g} vs persistence {s['val_persistence_nrmse']:.4g} "

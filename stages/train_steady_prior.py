@@ -7,9 +7,11 @@ from ups.training.steady_prior import train_steady_prior
 
 
 def main() -> None:
-    args, paths = training_arguments(__doc__, ('data', 'latents', 'autoencoder'))
+    args, paths = training_arguments(__doc__, ("data", "latents", "autoencoder"))
     s = train_steady_prior(load_config(args.params), paths)
-    print(f"train_steady_prior: val terminal-frame nRMSE {s['val_terminal_nrmse']:.4g} (persistence {s['val_persistence_terminal_nrmse']:.4g})")
+    print(
+        f"train_steady_prior: val terminal-frame nRMSE {s['val_terminal_nrmse']:.4g} (persistence {s['val_persistence_terminal_nrmse']:.4g})"
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 import json
 
 from ups.config import load_config
-from ups.stage_args import stage_arguments
 from ups.errors import run_entry_point
+from ups.stage_args import stage_arguments
 from ups.validate import validate
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +12,9 @@ import yaml
 
 from ups.config import apply_overrides, load_config, load_raw
 from ups.experiments import load_experiment
+from ups.pipeline_copy import copy_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
-# What a pipeline repository needs: the files git tracks for the pipeline and the library it runs.
-PIPELINE_FILES = ["dvc.yaml", "params.yaml", "stages", "ups", "experiments", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore"]
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +42,9 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None) 
     full_env["PATH"] = bin_dir + os.pathsep + full_env.get("PATH", "")
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=full_env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({proc.returncode}):\nSTDOUT:\n{proc.stdout}\nSTDERR:\n{proc.stderr}"
+        )
     return proc
 
 
@@ -67,21 +67,9 @@ def write_params(path: Path, overrides: dict) -> None:
 
 def make_pipeline_repo(repo: Path, overrides: dict) -> Path:
     """A fresh git + DVC repository holding the pipeline with `overrides` applied, one commit."""
-    repo.mkdir(parents=True)
-    for name in PIPELINE_FILES:
-        src = ROOT / name
-        dst = repo / name
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    write_params(repo / "params.yaml", overrides)
-    run(["git", "init", "-q", "-b", "main"], repo)
+    copy_pipeline(ROOT, repo, overrides)
     run(["git", "config", "user.email", "test@ups.invalid"], repo)
     run(["git", "config", "user.name", "UPS test"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "pipeline"], repo)
     return repo
 
 
@@ -126,7 +114,13 @@ def s3_credentials(monkeypatch):
 def make_bucket(endpoint: str, name: str) -> None:
     import boto3
 
-    client = boto3.client("s3", endpoint_url=endpoint, region_name=S3_REGION, aws_access_key_id="testing-key-id", aws_secret_access_key="testing-secret")
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=S3_REGION,
+        aws_access_key_id="testing-key-id",
+        aws_secret_access_key="testing-secret",
+    )
     client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
 
 

@@ -8,7 +8,14 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-OFFER = {"id": 9001, "gpu_name": "RTX 4090", "num_gpus": 1, "dph_total": 0.41, "disk_space": 120.0, "reliability2": 0.995}
+OFFER = {
+    "id": 9001,
+    "gpu_name": "RTX 4090",
+    "num_gpus": 1,
+    "dph_total": 0.41,
+    "disk_space": 120.0,
+    "reliability2": 0.995,
+}
 
 
 class FakeVast:
@@ -43,16 +50,39 @@ class FakeVast:
                 body = self._body()
                 path = self.path.split("?", 1)[0]
                 with fake.lock:
-                    fake.requests.append({"method": method, "path": path, "query": self.path.partition("?")[2], "auth": self.headers.get("Authorization"), "body": body})
+                    fake.requests.append(
+                        {
+                            "method": method,
+                            "path": path,
+                            "query": self.path.partition("?")[2],
+                            "auth": self.headers.get("Authorization"),
+                            "body": body,
+                        }
+                    )
                     if method == "POST" and path == "/api/v0/bundles/":
                         return self._reply({"offers": [OFFER]})
                     if method == "PUT" and (m := re.fullmatch(r"/api/v0/asks/(\d+)/", path)):
                         iid = fake.next_id
                         fake.next_id += 1
-                        fake.instances[iid] = {"id": iid, "label": body.get("label"), "start_date": time.time(), "actual_status": "loading", "extra_env": [[k, v] for k, v in (body.get("env") or {}).items()], "num_gpus": 1, "gpu_name": "RTX 4090", "dph_total": 0.41}
+                        fake.instances[iid] = {
+                            "id": iid,
+                            "label": body.get("label"),
+                            "start_date": time.time(),
+                            "actual_status": "loading",
+                            "extra_env": [[k, v] for k, v in (body.get("env") or {}).items()],
+                            "num_gpus": 1,
+                            "gpu_name": "RTX 4090",
+                            "dph_total": 0.41,
+                        }
                         return self._reply({"success": True, "new_contract": iid})
                     if method == "GET" and path == "/api/v1/instances/":
-                        return self._reply({"instances": list(fake.instances.values()), "next_token": None, "total_instances": len(fake.instances)})
+                        return self._reply(
+                            {
+                                "instances": list(fake.instances.values()),
+                                "next_token": None,
+                                "total_instances": len(fake.instances),
+                            }
+                        )
                     if method == "DELETE" and (m := re.fullmatch(r"/api/v0/instances/(\d+)/", path)):
                         fake.instances.pop(int(m.group(1)), None)
                         return self._reply({"success": True})

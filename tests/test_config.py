@@ -1,9 +1,9 @@
 import dataclasses
 
 import pytest
+from conftest import ROOT
 
 from ups.config import ConfigError, config_from_dict, load_config, load_raw, reference_markdown
-from conftest import ROOT
 
 
 def test_default_params_load_and_derive():
@@ -41,7 +41,11 @@ def test_negative_learning_rate_names_key_and_range():
         ("data.grid", "256", "data.grid: expected an integer, got '256'"),
         ("data.grid", True, "data.grid: expected an integer"),
         ("runtime.compile", "yes", "runtime.compile: expected true or false"),
-        ("diffusion.schedule", "sigmoid", "diffusion.schedule: 'sigmoid' is not allowed; choose one of 'cosine', 'linear'"),
+        (
+            "diffusion.schedule",
+            "sigmoid",
+            "diffusion.schedule: 'sigmoid' is not allowed; choose one of 'cosine', 'linear'",
+        ),
         ("data.nu", [0.01, -1.0], "data.nu[1]: -1.0 is out of range"),
         ("data.nu", [], "data.nu: expected a non-empty list"),
     ],
@@ -96,7 +100,9 @@ def test_params_reference_is_up_to_date():
 def test_override_errors_name_the_overrides_and_a_folder_is_not_a_params_file(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config(ROOT / "params.yaml", {"train.operator.lr": -1.0})
-    assert "invalid parameters in overrides" in str(err.value) and "train.operator.lr: -1.0 is out of range" in str(err.value)
+    assert "invalid parameters in overrides" in str(err.value) and "train.operator.lr: -1.0 is out of range" in str(
+        err.value
+    )
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path)
     assert f"{tmp_path} is a folder" in str(err.value)

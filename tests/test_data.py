@@ -46,7 +46,9 @@ def test_splits_share_no_trajectory(smoke_data):
 def test_statistics_come_from_train_only(smoke_data):
     stats = Normalization.load(stats_path(smoke_data))
     train = load_trajectories(split_path(smoke_data, "train")).u.astype(np.float64)
-    everything = np.concatenate([load_trajectories(split_path(smoke_data, s)).u.astype(np.float64).ravel() for s in SPLITS])
+    everything = np.concatenate(
+        [load_trajectories(split_path(smoke_data, s)).u.astype(np.float64).ravel() for s in SPLITS]
+    )
     assert stats.source == "train"
     assert stats.mean == pytest.approx(train.mean(), rel=1e-9) and stats.std == pytest.approx(train.std(), rel=1e-9)
     assert stats.count == train.size
@@ -75,7 +77,11 @@ def test_nan_is_reported_with_file_and_trajectory(smoke_data, smoke_cfg, tmp_pat
     from conftest import run
 
     info = run(["ups", "data", "info", str(split_path(data, "val"))], tmp_path, check=False)
-    assert info.returncode == 1 and "1 non-finite values (NaN or Inf) in 1 trajectories (first: [5])" in info.stderr and "Traceback" not in info.stderr
+    assert (
+        info.returncode == 1
+        and "1 non-finite values (NaN or Inf) in 1 trajectories (first: [5])" in info.stderr
+        and "Traceback" not in info.stderr
+    )
     assert run(["ups", "data", "info", str(split_path(smoke_data, "val"))], tmp_path).returncode == 0
 
 
@@ -88,10 +94,23 @@ def test_train_stats_that_are_not_from_train_are_refused(smoke_data, smoke_cfg, 
 
 
 def test_wrong_shape_is_reported(smoke_data, smoke_cfg, tmp_path):
-    from ups.config import load_config
     from conftest import ROOT
 
-    cfg = load_config(ROOT / "params.yaml", {"data.splits.train": 16, "data.splits.val": 8, "data.splits.test": 8, "data.grid": 32, "data.frames": 11, "data.t_final": 0.5, "data.solver.grid": 256, "latent.tokens": 8})
+    from ups.config import load_config
+
+    cfg = load_config(
+        ROOT / "params.yaml",
+        {
+            "data.splits.train": 16,
+            "data.splits.val": 8,
+            "data.splits.test": 8,
+            "data.grid": 32,
+            "data.frames": 11,
+            "data.t_final": 0.5,
+            "data.solver.grid": 256,
+            "latent.tokens": 8,
+        },
+    )
     with pytest.raises(DataError, match=r"tensor has shape \(16, 11, 64\), params.yaml expects \(16, 11, 32\)"):
         check_dataset(smoke_data, cfg.data)
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import run, set_params
+
 from ups.config import load_config
 from ups.models.operator import LatentOperator
 
 pytestmark = pytest.mark.slow
-
 
 
 def _weights(path):
@@ -69,10 +68,34 @@ def _rank_pids(rank: int) -> list[int]:
 def test_a_killed_rank_fails_the_stage_clearly_and_the_rerun_resumes(pipeline_repo):
     repo = pipeline_repo
     run(["dvc", "repro", "encode_latents"], repo)
-    set_params(repo, **{"runtime.nproc": 2, "runtime.threads": 1, "train.operator.epochs": 60, "train.operator.patience": 1000})
-    cmd = [sys.executable, "-m", "stages.train_operator", "--data", "data/burgers", "--latents", "data/latents", "--autoencoder", "checkpoints/autoencoder.pt",
-           "--checkpoint", "checkpoints/operator.pt", "--plots", "metrics/train_operator/epochs.tsv", "--metrics", "metrics/train_operator/summary.json"]
-    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    set_params(
+        repo, **{"runtime.nproc": 2, "runtime.threads": 1, "train.operator.epochs": 60, "train.operator.patience": 1000}
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.train_operator",
+        "--data",
+        "data/burgers",
+        "--latents",
+        "data/latents",
+        "--autoencoder",
+        "checkpoints/autoencoder.pt",
+        "--checkpoint",
+        "checkpoints/operator.pt",
+        "--plots",
+        "metrics/train_operator/epochs.tsv",
+        "--metrics",
+        "metrics/train_operator/summary.json",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     resume = repo / "scratch" / "train_operator" / "resume.pt"
     deadline = time.time() + 300
     while not resume.exists() and time.time() < deadline and proc.poll() is None:
@@ -106,9 +129,34 @@ def test_a_last_batch_smaller_than_the_world_trains_like_one_process(tmp_path, s
         d = tmp_path / f"nproc{nproc}"
         d.mkdir()
         shutil.copytree(smoke_data, d / "data")
-        write_params(d / "params.yaml", {**smoke_overrides, "train.autoencoder.batch_size": 25, "train.autoencoder.epochs": 1, "runtime.nproc": nproc, "runtime.threads": 1})
-        out = subprocess.run([sys.executable, str(ROOT / "stages" / "train_autoencoder.py"), "--data", "data", "--checkpoint", "ae.pt", "--plots", "epochs.tsv", "--metrics", "summary.json"],
-                             cwd=d, capture_output=True, text=True, timeout=600)
+        write_params(
+            d / "params.yaml",
+            {
+                **smoke_overrides,
+                "train.autoencoder.batch_size": 25,
+                "train.autoencoder.epochs": 1,
+                "runtime.nproc": nproc,
+                "runtime.threads": 1,
+            },
+        )
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "stages" / "train_autoencoder.py"),
+                "--data",
+                "data",
+                "--checkpoint",
+                "ae.pt",
+                "--plots",
+                "epochs.tsv",
+                "--metrics",
+                "summary.json",
+            ],
+            cwd=d,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr[-3000:]
         weights[nproc] = _weights(d / "ae.pt")
     assert 16 * 11 % 25 == 1  # the smoke split's 176 fields leave one in the last batch

@@ -4,13 +4,12 @@ import json
 import math
 import sys
 
-import numpy as np
-
 import h5py
+import numpy as np
 import pytest
 import torch
-
 from conftest import ROOT, run, set_params
+
 from ups.config import GateConfig
 from ups.eval.metrics import exclude_inputs, frmse, nrmse, pdebench_metrics
 from ups.eval.predictions import recompute
@@ -40,7 +39,9 @@ def test_nrmse_is_per_sample_and_per_frame_then_averaged():
 def test_rmse_max_and_mean_errors_of_a_constant_offset():
     truth = torch.sin(2 * math.pi * x).expand(3, 4, X)
     m = pdebench_metrics(truth + 0.25, truth)
-    assert m["rmse"] == pytest.approx(0.25) and m["max_error"] == pytest.approx(0.25) and m["crmse"] == pytest.approx(0.25)
+    assert (
+        m["rmse"] == pytest.approx(0.25) and m["max_error"] == pytest.approx(0.25) and m["crmse"] == pytest.approx(0.25)
+    )
     assert m["nrmse"] == pytest.approx(0.25 / math.sqrt(0.5))  # ‖sin‖/√X = √½
     assert m["frmse_low"] == pytest.approx(0.25 / 2)  # all of it in mode 0 of the 4 low modes
     assert m["frmse_mid"] == pytest.approx(0) and m["frmse_high"] == pytest.approx(0)
@@ -62,7 +63,15 @@ SMALL = {"proxy": {"nrmse": 0.05, "ratio_to_persistence": 0.1, "passed": True, "
 
 
 def _full(nrmse_value, persistence=1.0):
-    return {"skipped": False, "headline": {"method": "diffusion", "nrmse": nrmse_value, "persistence_nrmse": persistence, "ratio_to_persistence": nrmse_value / persistence}}
+    return {
+        "skipped": False,
+        "headline": {
+            "method": "diffusion",
+            "nrmse": nrmse_value,
+            "persistence_nrmse": persistence,
+            "ratio_to_persistence": nrmse_value / persistence,
+        },
+    }
 
 
 def test_gate_checks_and_champion():
@@ -76,7 +85,20 @@ def test_gate_checks_and_champion():
     v = decide(GATE, SMALL, _full(0.3, persistence=0.4), None, "x")
     assert {f.split(":")[0] for f in v["failures"]} == {"max_nrmse", "max_ratio_to_persistence"}
     skipped = {"skipped": True, "reason": "the proxy gate (eval_small) failed: max_ratio_to_persistence: 1.2 vs 0.5"}
-    v = decide(GATE, {"proxy": {"nrmse": 0.6, "ratio_to_persistence": 1.2, "passed": False, "failures": ["max_ratio_to_persistence: 1.2 vs 0.5"]}}, skipped, None, "x")
+    v = decide(
+        GATE,
+        {
+            "proxy": {
+                "nrmse": 0.6,
+                "ratio_to_persistence": 1.2,
+                "passed": False,
+                "failures": ["max_ratio_to_persistence: 1.2 vs 0.5"],
+            }
+        },
+        skipped,
+        None,
+        "x",
+    )
     assert not v["passed"] and "eval_full skipped" in v["failures"][0] and "proxy gate" in v["failures"][0]
 
 
@@ -91,7 +113,6 @@ def test_champion_is_read_from_git_not_the_workspace(tmp_path):
     target.write_text(json.dumps(_full(0.5)))  # the candidate's run overwrote the workspace file
     champion, source = committed_json("metrics/eval_full.json", cwd=tmp_path)
     assert champion["headline"]["nrmse"] == 0.123 and source.startswith("metrics/eval_full.json at ")
-
 
 
 @pytest.mark.slow
@@ -111,7 +132,14 @@ def test_gate_through_dvc(pipeline_repo, tmp_path):
     rerun = run(["dvc", "repro"], repo)
     assert "Running stage 'train" not in rerun.stdout
     full = json.loads((repo / "metrics" / "eval_full.json").read_text())
-    assert not full["skipped"] and set(full["methods"]) == {"persistence", "solver", "operator", "diffusion", "consistency", "ttc"}
+    assert not full["skipped"] and set(full["methods"]) == {
+        "persistence",
+        "solver",
+        "operator",
+        "diffusion",
+        "consistency",
+        "ttc",
+    }
     recomputed = recompute(repo / "predictions" / "eval_full.h5")
     assert recomputed[full["headline"]["method"]]["nrmse"] == pytest.approx(full["headline"]["nrmse"], rel=1e-9)
     for method, metrics in recomputed.items():
@@ -119,13 +147,30 @@ def test_gate_through_dvc(pipeline_repo, tmp_path):
             assert value == pytest.approx(full["methods"][method][key], rel=1e-6, abs=1e-9), (method, key)
     with h5py.File(repo / "predictions" / "eval_full.h5") as f:
         n, t, xs = f["target"].shape
-        assert f.attrs["input_frames"] == 1 and f["operator/prediction"].shape == (n, t, xs) and f["diffusion/members"].shape[1:] == (n, t, xs)
+        assert (
+            f.attrs["input_frames"] == 1
+            and f["operator/prediction"].shape == (n, t, xs)
+            and f["diffusion/members"].shape[1:] == (n, t, xs)
+        )
     gate = json.loads((repo / "metrics" / "gate.json").read_text())
     assert gate["passed"] and gate["checks"]["improvement"]["value"] is None
     assert run(["ups", "gate", "check"], repo).returncode == 0
 
     # 3. leaderboard columns and plots
-    table = run(["dvc", "exp", "show", "--no-pager", "--csv", "--drop", ".*", "--keep", "^(Experiment|passed|nrmse|ratio_to_persistence|training_seconds)$"], repo).stdout
+    table = run(
+        [
+            "dvc",
+            "exp",
+            "show",
+            "--no-pager",
+            "--csv",
+            "--drop",
+            ".*",
+            "--keep",
+            "^(Experiment|passed|nrmse|ratio_to_persistence|training_seconds)$",
+        ],
+        repo,
+    ).stdout
     header = table.splitlines()[0].split(",")
     assert header == ["Experiment", "passed", "nrmse", "ratio_to_persistence", "training_seconds"], header
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
@@ -159,7 +204,12 @@ def test_recompute_names_the_file_and_the_stage_instead_of_a_traceback(tmp_path)
         f["target"] = np.ones((2, 3, 4), dtype=np.float32)
         f["operator/prediction"] = np.full((2, 3, 4), np.nan, dtype=np.float32)
         f["operator/target"] = f["target"]
-    for path, words in ((missing, "no such predictions file"), (text, "not an HDF5 file"), (other, "not eval_full's layout"), (nan, "non-finite values")):
+    for path, words in (
+        (missing, "no such predictions file"),
+        (text, "not an HDF5 file"),
+        (other, "not eval_full's layout"),
+        (nan, "non-finite values"),
+    ):
         with pytest.raises(DataError, match=words):
             recompute(path)
         out = run(["ups", "eval", "recompute", str(path)], tmp_path, check=False)
@@ -172,12 +222,34 @@ def test_missing_or_corrupt_stage_metrics_are_one_line_naming_the_stage(tmp_path
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     out = run(["ups", "gate", "check"], tmp_path, check=False)
-    assert out.returncode == 1 and "metrics/gate.json does not exist: rerun `dvc repro gate`" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 1
+        and "metrics/gate.json does not exist: rerun `dvc repro gate`" in out.stderr
+        and "Traceback" not in out.stderr
+    )
     (metrics / "gate.json").write_text('{"passed": tru')
     out = run(["ups", "gate", "check"], tmp_path, check=False)
     assert out.returncode == 1 and "is not valid JSON" in out.stderr and "Traceback" not in out.stderr
     (metrics / "eval_small.json").write_text("{}")
     (metrics / "eval_full.json").write_text('{"skipped": true, "reason": "x"}')
-    args = [sys.executable, str(ROOT / "stages" / "gate.py"), "--params", str(ROOT / "params.yaml"), "--small", "metrics/eval_small.json", "--full", "metrics/eval_full.json", "--out", "metrics/gate.json", "--training", "metrics/train_operator/summary.json"]
+    args = [
+        sys.executable,
+        str(ROOT / "stages" / "gate.py"),
+        "--params",
+        str(ROOT / "params.yaml"),
+        "--small",
+        "metrics/eval_small.json",
+        "--full",
+        "metrics/eval_full.json",
+        "--out",
+        "metrics/gate.json",
+        "--training",
+        "metrics/train_operator/summary.json",
+    ]
     out = run(args, tmp_path, check=False)
-    assert out.returncode == 1 and "metrics/eval_small.json lacks 'proxy'" in out.stderr and "dvc repro eval_small" in out.stderr and "Traceback" not in out.stderr
+    assert (
+        out.returncode == 1
+        and "metrics/eval_small.json lacks 'proxy'" in out.stderr
+        and "dvc repro eval_small" in out.stderr
+        and "Traceback" not in out.stderr
+    )

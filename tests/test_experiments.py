@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 import yaml
-
 from conftest import ROOT, make_bucket, make_pipeline_repo, point_remote_at, run
+
 from ups.experiments import load_experiment
 
 pytestmark = pytest.mark.slow
@@ -19,7 +19,12 @@ LENIENT = {"gate.max_nrmse": 10.0, "gate.max_ratio_to_persistence": 10.0}  # smo
 
 
 def _digests(repo, *folders) -> dict:
-    return {str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted((repo / f).rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for f in folders
+        for p in sorted((repo / f).rglob("*"))
+        if p.is_file()
+    }
 
 
 def _experiments(repo) -> dict:
@@ -29,7 +34,10 @@ def _experiments(repo) -> dict:
         for exp in commit.get("experiments") or []:
             for rev in exp.get("revs") or []:
                 data = rev.get("data") or {}
-                out[rev.get("name")] = (data.get("params", {}).get("params.yaml", {}).get("data", {}), data.get("metrics") or {})
+                out[rev.get("name")] = (
+                    data.get("params", {}).get("params.yaml", {}).get("data", {}),
+                    data.get("metrics") or {},
+                )
     return out
 
 
@@ -71,7 +79,11 @@ def test_push_wipe_pull_restores_identical_outputs(repo):
 
 def test_exp_run_and_queued_experiments_appear_and_record(repo):
     for name, key, value in (("fewer-examples", "eval.examples", 1), ("short-proxy", "eval.small.horizon", 3)):
-        (repo / "experiments" / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, "hypothesis": f"{key}={value} changes only evaluation", "params": {key: value}}))
+        (repo / "experiments" / f"{name}.yaml").write_text(
+            yaml.safe_dump(
+                {"name": name, "hypothesis": f"{key}={value} changes only evaluation", "params": {key: value}}
+            )
+        )
         out = run(["ups", "exp", "queue", f"experiments/{name}.yaml"], repo).stdout
         assert f"dvc exp run --queue -n {name} -S {key}={value}" in out
 
@@ -126,13 +138,22 @@ def test_exp_push_then_pull_apply_in_a_fresh_clone(repo, tmp_path, s3_server):
 
 def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
     run(["dvc", "exp", "run", "-n", "strict", "-S", "gate.max_nrmse=0.001"], repo)
-    run(["git", "checkout", "--", "."], repo)  # each run applies its results to the workspace: start the next from the commit
-    run(["dvc", "exp", "run", "-n", "good", "-S", "eval.examples=1", "-S", "gate.min_improvement=0.0"], repo)  # the same model as the committed run: no improvement asked
+    run(
+        ["git", "checkout", "--", "."], repo
+    )  # each run applies its results to the workspace: start the next from the commit
+    run(
+        ["dvc", "exp", "run", "-n", "good", "-S", "eval.examples=1", "-S", "gate.min_improvement=0.0"], repo
+    )  # the same model as the committed run: no improvement asked
     run(["git", "checkout", "--", "."], repo)
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
 
     refused = run(["ups", "promote", "strict"], repo, check=False)
-    assert refused.returncode == 1 and "did not pass the gate" in refused.stderr and "max_nrmse" in refused.stderr and "Traceback" not in refused.stderr
+    assert (
+        refused.returncode == 1
+        and "did not pass the gate" in refused.stderr
+        and "max_nrmse" in refused.stderr
+        and "Traceback" not in refused.stderr
+    )
     assert run(["git", "rev-parse", "HEAD"], repo).stdout.strip() == head
 
     (repo / "b2-keys.txt").write_text("a stray credentials file\n")  # untracked: must not be committed
@@ -150,27 +171,47 @@ def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
 
     # HEAD has moved on since 'good' ran: applying it again would undo the promotion commit's successors
     again = run(["ups", "promote", "good"], repo, check=False)
-    assert again.returncode == 1 and "ran on baseline" in again.stderr and "undo the commits since" in again.stderr, again.stderr
+    assert again.returncode == 1 and "ran on baseline" in again.stderr and "undo the commits since" in again.stderr, (
+        again.stderr
+    )
 
 
 def test_unreachable_remote_and_missing_credentials_are_one_clear_sentence(pipeline_repo, monkeypatch, s3_server):
-    env_without_keys = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true"}
+    env_without_keys = {
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)
     make_bucket(s3_server, "creds-check")
     point_remote_at(pipeline_repo, s3_server, "creds-check")
     env = {k: v for k, v in env_without_keys.items() if v}
     no_keys = run(["ups", "remote", "check"], pipeline_repo, check=False, env=env)
-    assert no_keys.returncode == 1 and "no credentials for remote 'b2'" in no_keys.stderr and "AWS_ACCESS_KEY_ID" in no_keys.stderr
+    assert (
+        no_keys.returncode == 1
+        and "no credentials for remote 'b2'" in no_keys.stderr
+        and "AWS_ACCESS_KEY_ID" in no_keys.stderr
+    )
     assert "Traceback" not in no_keys.stderr
 
-    keys = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret", "AWS_EC2_METADATA_DISABLED": "true"}
+    keys = {
+        "AWS_ACCESS_KEY_ID": "testing-key-id",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     assert "reachable" in run(["ups", "remote", "check"], pipeline_repo, env=keys).stdout
-    run(["dvc", "remote", "modify", "--local", "b2", "endpointurl", "http://127.0.0.1:9"], pipeline_repo)  # nothing listens there
+    run(
+        ["dvc", "remote", "modify", "--local", "b2", "endpointurl", "http://127.0.0.1:9"], pipeline_repo
+    )  # nothing listens there
     down = run(["ups", "remote", "check"], pipeline_repo, check=False, env=keys)
     assert down.returncode == 1 and "cannot reach remote 'b2'" in down.stderr and "Traceback" not in down.stderr
     missing = run(["ups", "promote", "nope"], pipeline_repo, check=False, env=keys)
-    assert missing.returncode == 1 and "no experiment named 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 1 and "no experiment named 'nope'" in missing.stderr and "Traceback" not in missing.stderr
+    )
 
 
 def test_record_refuses_an_experiment_that_is_still_running(tmp_path, monkeypatch):

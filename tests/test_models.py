@@ -2,11 +2,14 @@
 
 import pytest
 import torch
+from conftest import ROOT
 
+from ups.checkpoints import save_atomic
 from ups.config import load_config
 from ups.models.autoencoder import Autoencoder
+from ups.models.diffusion import ConsistencyStudent, DiffusionResidual
 from ups.models.operator import LatentOperator
-from conftest import ROOT
+from ups.models.steady_prior import SteadyPrior
 
 
 def _grid(cfg):
@@ -60,7 +63,9 @@ def test_operator_is_equivariant_to_token_shifts(smoke_cfg):
     z = torch.randn(2, 1, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
     dt, nu = torch.full((2,), smoke_cfg.data.dt), torch.full((2,), 0.01)
     shift = 2 ** (smoke_cfg.operator.levels - 1)  # a shift the token merging respects
-    torch.testing.assert_close(op(z.roll(shift, dims=2), dt, nu), op(z, dt, nu).roll(shift, dims=1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        op(z.roll(shift, dims=2), dt, nu), op(z, dt, nu).roll(shift, dims=1), atol=1e-5, rtol=1e-5
+    )
 
 
 def test_operator_loss_is_the_decoded_relative_error_of_the_projected_unroll(smoke_cfg):
@@ -84,7 +89,9 @@ def test_operator_loss_is_the_decoded_relative_error_of_the_projected_unroll(smo
             expected.append(float(((field - u[:, r]).norm(dim=-1) / u[:, r].norm(dim=-1)).mean()))
             window = op.normalize(ae.encoder(field, x))[:, None]
     torch.testing.assert_close(loss.item(), sum(expected) / 3, rtol=1e-5, atol=1e-6)
-    assert abs(rollout_loss(op, ae, zn, u, x, nu, dt, project=False).item() - loss.item()) > 1e-4  # projection changes the unroll
+    assert (
+        abs(rollout_loss(op, ae, zn, u, x, nu, dt, project=False).item() - loss.item()) > 1e-4
+    )  # projection changes the unroll
     zn_true = torch.randn(4, 3, smoke_cfg.latent.tokens, smoke_cfg.latent.dim)
     assert rollout_loss(op, ae, zn, u, x, nu, dt, True, 0.5, zn_true) > loss  # the latent term adds
     loss.backward()
@@ -98,7 +105,9 @@ def test_training_windows_start_at_the_first_frame_as_often_as_asked():
     gen = torch.Generator().manual_seed(0)
     pairs = windows(100, 41, 3, 2, 0.5, gen)
     assert len(pairs) == windows_per_epoch(100, 41, 2) == 2000
-    assert set(pairs[:, 0].tolist()) == set(range(100)) and torch.bincount(pairs[:, 0]).min() == 20  # every trajectory evenly
+    assert (
+        set(pairs[:, 0].tolist()) == set(range(100)) and torch.bincount(pairs[:, 0]).min() == 20
+    )  # every trajectory evenly
     first = float((pairs[:, 1] == 0).float().mean())
     assert 0.45 < first < 0.56, first  # 0.5 asked, plus 1/39 of the uniform draws
     assert pairs[:, 1].max() <= 41 - 3 and pairs[:, 1].min() >= 0
@@ -139,8 +148,17 @@ def test_no_hidden_hyperparameters_heads_mlp_betas_and_lr_floor_come_from_params
     from ups.models.steady_prior import SteadyPrior
     from ups.training.optim import build_optimizer, warmup_cosine
 
-    cfg = load_config(ROOT / "params.yaml", {**smoke_overrides, "diffusion.heads": 8, "diffusion.mlp_ratio": 3.0, "steady_prior.heads": 1,
-                                               "train.operator.betas": [0.8, 0.95], "train.operator.lr_floor": 0.1})
+    cfg = load_config(
+        ROOT / "params.yaml",
+        {
+            **smoke_overrides,
+            "diffusion.heads": 8,
+            "diffusion.mlp_ratio": 3.0,
+            "steady_prior.heads": 1,
+            "train.operator.betas": [0.8, 0.95],
+            "train.operator.lr_floor": 0.1,
+        },
+    )
     block = DiffusionResidual(cfg.latent, cfg.diffusion).net.down[0][0]
     assert block.mix.heads == 8 and block.mlp[0].out_features == int(3.0 * cfg.diffusion.width)
     assert SteadyPrior(cfg.latent, cfg.steady_prior).net.down[0][0].mix.heads == 1
@@ -157,8 +175,40 @@ def test_runtime_compile_compiles_what_each_loss_calls(smoke_cfg):
     from ups.training.loop import compile_hot_paths
 
     ae = Autoencoder.from_config(smoke_cfg)
-    for model, names in ((LatentOperator.from_config(smoke_cfg), ["step"]), (SteadyPrior(smoke_cfg.latent, smoke_cfg.steady_prior), ["step"]),
-                         (DiffusionResidual(smoke_cfg.latent, smoke_cfg.diffusion), ["denoise"]), (ae, ["forward"])):
+    for model, names in (
+        (LatentOperator.from_config(smoke_cfg), ["step"]),
+        (SteadyPrior(smoke_cfg.latent, smoke_cfg.steady_prior), ["step"]),
+        (DiffusionResidual(smoke_cfg.latent, smoke_cfg.diffusion), ["denoise"]),
+        (ae, ["forward"]),
+    ):
         compiled = compile_hot_paths(model)
         for name in names:
             assert hasattr(getattr(compiled, name), "_torchdynamo_orig_callable"), (type(model).__name__, name)
+
+
+@pytest.mark.parametrize(
+    "model_class", [Autoencoder, LatentOperator, DiffusionResidual, ConsistencyStudent, SteadyPrior]
+)
+def test_each_model_rebuilds_itself_from_its_checkpoint(tmp_path, smoke_cfg, model_class):
+    torch.manual_seed(0)
+    model = model_class.from_config(smoke_cfg)
+    for p in model.parameters():  # away from the zero-initialised output layers
+        p.data.add_(0.01 * torch.randn(p.shape))
+    save_atomic({**model.spec, "state_dict": model.state_dict(), "best_epoch": 1, "selection": 0.5}, tmp_path / "m.pt")
+    loaded = model_class.from_checkpoint(tmp_path / "m.pt")
+    assert loaded.spec == model.spec and loaded.spec["kind"] == model_class.kind and not loaded.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_an_old_format_or_foreign_checkpoint_is_refused_in_one_line(tmp_path, smoke_cfg):
+    model = LatentOperator.from_config(smoke_cfg)
+    old = {k: v for k, v in model.spec.items() if k != "format"}  # what the code before format 2 wrote
+    save_atomic({**old, "state_dict": model.state_dict()}, tmp_path / "old.pt")
+    with pytest.raises(FileNotFoundError) as err:
+        LatentOperator.from_checkpoint(tmp_path / "old.pt")
+    message = str(err.value)
+    assert "\n" not in message and "format 1" in message and "dvc repro" in message
+    save_atomic({**model.spec, "state_dict": model.state_dict()}, tmp_path / "op.pt")
+    with pytest.raises(FileNotFoundError, match="holds a 'operator' model, expected 'autoencoder'"):
+        Autoencoder.from_checkpoint(tmp_path / "op.pt")

@@ -3,11 +3,9 @@
 import json
 
 import pytest
-
 from conftest import run, set_params
 
 pytestmark = pytest.mark.slow
-
 
 
 def _changed(repo) -> set:
@@ -19,8 +17,16 @@ def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
     summary = json.loads((pipeline_repo / "metrics" / "train_operator" / "summary.json").read_text())
     assert summary["val_rollout_nrmse"] > 0 and summary["val_persistence_nrmse"] > 0
     # the diagnostics: where the error comes from, all in physical space on val
-    assert 0 < summary["val_roundtrip_nrmse"] and 0 < summary["val_one_step_nrmse"] and 0 < summary["val_first_frame_nrmse"]
-    assert summary["val_rollout_projected_nrmse"] == summary["val_rollout_nrmse"] != summary["val_rollout_unprojected_nrmse"]
+    assert (
+        0 < summary["val_roundtrip_nrmse"]
+        and 0 < summary["val_one_step_nrmse"]
+        and 0 < summary["val_first_frame_nrmse"]
+    )
+    assert (
+        summary["val_rollout_projected_nrmse"]
+        == summary["val_rollout_nrmse"]
+        != summary["val_rollout_unprojected_nrmse"]
+    )
     assert _changed(pipeline_repo) == set()
 
     # a docstring edit in the diffusion model: every stage that runs it is stale, eval_full included
@@ -59,7 +65,9 @@ def test_dvc_exp_run_with_latent_dim_override(pipeline_repo):
     proc = run(["dvc", "exp", "run", "-n", "dim12", "-S", "latent.dim=12"], pipeline_repo)
     assert "Ran experiment" in proc.stdout + proc.stderr
     shown = json.loads(run(["dvc", "exp", "show", "--json"], pipeline_repo).stdout)
-    names = [e.get("name") for commit in shown for e in (commit.get("experiments") or []) for e in (e.get("revs") or [])]
+    names = [
+        e.get("name") for commit in shown for e in (commit.get("experiments") or []) for e in (e.get("revs") or [])
+    ]
     assert "dim12" in names
 
 

@@ -7,7 +7,6 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-
 from conftest import run
 
 pytestmark = pytest.mark.slow
@@ -57,7 +56,11 @@ def test_nan_in_data_fails_naming_file_and_trajectory(pipeline_repo):
     shutil.copytree(data, broken)
     with h5py.File(broken / "train.h5", "r+") as f:
         f["tensor"][11, 7, 0] = np.inf
-    proc = run([sys.executable, "stages/validate.py", "--data", "broken", "--out", "metrics/validate.json"], pipeline_repo, check=False)
+    proc = run(
+        [sys.executable, "stages/validate.py", "--data", "broken", "--out", "metrics/validate.json"],
+        pipeline_repo,
+        check=False,
+    )
     assert proc.returncode == 1
     assert "broken/train.h5: trajectory 11 (frame 7) contains NaN or Inf" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -22,14 +22,28 @@ def test_checkpoints_saved_by_two_processes_have_identical_bytes(tmp_path):
 def test_two_runs_of_a_stage_write_identical_bytes(tmp_path, smoke_data, smoke_cfg):
     """Two runs of train_autoencoder (1 epoch) and of encode_latents on the same machine: the
     checkpoint and the latents have the same sha256, so DVC sees one output, not two."""
+    from ups.stage_args import StagePaths
     from ups.training.autoencoder import train_autoencoder
     from ups.training.latents import encode_latents
-    from ups.stage_args import StagePaths
 
     digests = []
     for i in range(2):
         run_dir = tmp_path / f"run{i}"
-        train_autoencoder(smoke_cfg, StagePaths(data=smoke_data, checkpoint=run_dir / "ae.pt", plots=run_dir / "epochs.tsv", metrics=run_dir / "summary.json", scratch=run_dir / "scratch"))
+        train_autoencoder(
+            smoke_cfg,
+            StagePaths(
+                data=smoke_data,
+                checkpoint=run_dir / "ae.pt",
+                plots=run_dir / "epochs.tsv",
+                metrics=run_dir / "summary.json",
+                scratch=run_dir / "scratch",
+            ),
+        )
         encode_latents(smoke_data, run_dir / "ae.pt", run_dir / "latents")
-        digests.append([hashlib.sha256((run_dir / p).read_bytes()).hexdigest() for p in ("ae.pt", "latents/train.pt", "latents/val.pt")])
+        digests.append(
+            [
+                hashlib.sha256((run_dir / p).read_bytes()).hexdigest()
+                for p in ("ae.pt", "latents/train.pt", "latents/val.pt")
+            ]
+        )
     assert digests[0] == digests[1]

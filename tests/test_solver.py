@@ -24,7 +24,11 @@ def u0_mixed(x):  # non-zero mean and two modes, like PDEBench's initial conditi
 
 
 def U0_mixed(y):
-    return 0.3 * y + 0.8 * (np.cos(0.4) - np.cos(2 * np.pi * y + 0.4)) / (2 * np.pi) + 0.5 * (np.cos(1.0) - np.cos(6 * np.pi * y + 1.0)) / (6 * np.pi)
+    return (
+        0.3 * y
+        + 0.8 * (np.cos(0.4) - np.cos(2 * np.pi * y + 0.4)) / (2 * np.pi)
+        + 0.5 * (np.cos(1.0) - np.cos(6 * np.pi * y + 1.0)) / (6 * np.pi)
+    )
 
 
 def exact(U0, u0, x, nu, times):

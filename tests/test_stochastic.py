@@ -7,11 +7,11 @@ import torch
 from ups.config import RewardWeights
 from ups.data.generate import generate_split
 from ups.eval.metrics import ensemble_scores, nrmse
-from ups.models.autoencoder import Autoencoder
-from ups.models.operator import LatentOperator
 from ups.inference.rollout import Simulator
 from ups.inference.stochastic import corrected_rollout, physics_reward, ttc_rollout
+from ups.models.autoencoder import Autoencoder
 from ups.models.diffusion import ConsistencyStudent, DiffusionResidual
+from ups.models.operator import LatentOperator
 from ups.training import consistency
 
 
@@ -82,7 +82,9 @@ def test_ensemble_scores_on_known_cases():
     s = ensemble_scores(calibrated, truth)
     assert s["spread_skill"] == pytest.approx(1.0, abs=0.05)
     single = ensemble_scores(calibrated[:1], truth)
-    assert single["crps"] == pytest.approx(float((calibrated[0] - truth).abs().mean()), rel=1e-6)  # CRPS of one member = MAE
+    assert single["crps"] == pytest.approx(
+        float((calibrated[0] - truth).abs().mean()), rel=1e-6
+    )  # CRPS of one member = MAE
     collapsed = ensemble_scores(calibrated[:1].expand(8, -1, -1, -1), truth)
     assert collapsed["spread_skill"] == pytest.approx(0.0, abs=1e-6)
 
@@ -103,9 +105,13 @@ def test_physics_reward_prefers_the_solver_and_penalises_each_term():
     assert torch.all(exact > persistence)  # the true next frame beats copying the last one
 
     def only(**kw):
-        return physics_reward(RewardWeights(**{"residual": 0.0, "conservation": 0.0, "energy": 0.0, **kw}), 0.05, 1.0, nu)
+        return physics_reward(
+            RewardWeights(**{"residual": 0.0, "conservation": 0.0, "energy": 0.0, **kw}), 0.05, 1.0, nu
+        )
 
-    assert torch.all(only(conservation=1.0)(u, frames[:, 1] + 0.1, 0, rows) < only(conservation=1.0)(u, frames[:, 1], 0, rows))
+    assert torch.all(
+        only(conservation=1.0)(u, frames[:, 1] + 0.1, 0, rows) < only(conservation=1.0)(u, frames[:, 1], 0, rows)
+    )
     assert torch.all(only(energy=1.0)(u, 1.2 * u, 0, rows) < 0)
     assert torch.all(only(energy=1.0)(u, 0.8 * u, 0, rows) == 0)
 
@@ -167,8 +173,22 @@ def test_ttc_with_an_oracle_reward_strictly_lowers_the_error(smoke_cfg, models, 
         return -((nxt - truth[rows, step]) ** 2).mean(-1)
 
     z0 = sim.encode(u[:, :1], x)
-    single = nrmse(sim.decode(corrected_rollout(sim, teacher, z0, nu, steps, torch.Generator().manual_seed(0)), x), truth)
-    pred, cost = ttc_rollout(sim, teacher, u[:, :1], x, nu, steps, oracle, candidates=4, beam=beam, horizon=horizon, gen=torch.Generator().manual_seed(0))
+    single = nrmse(
+        sim.decode(corrected_rollout(sim, teacher, z0, nu, steps, torch.Generator().manual_seed(0)), x), truth
+    )
+    pred, cost = ttc_rollout(
+        sim,
+        teacher,
+        u[:, :1],
+        x,
+        nu,
+        steps,
+        oracle,
+        candidates=4,
+        beam=beam,
+        horizon=horizon,
+        gen=torch.Generator().manual_seed(0),
+    )
     assert pred.shape == truth.shape
     assert nrmse(pred, truth) < single
     assert cost["nfe_per_step"] >= 4 * (1 + teacher.nfe)

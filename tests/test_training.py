@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, write_params
 
+from ups.checkpoints import resume_path
 from ups.config import load_config
 from ups.errors import StageError
-from ups.training import autoencoder as ae_stage
-from ups.checkpoints import resume_path
 from ups.stage_args import StagePaths
-from conftest import ROOT, write_params
+from ups.training import autoencoder as ae_stage
 
 STAGE_ARGS = ["--checkpoint", "ae.pt", "--plots", "epochs.tsv", "--metrics", "summary.json"]
 
@@ -92,7 +92,16 @@ def test_nan_loss_stops_naming_stage_epoch_batch_and_keeps_resume_state(workdir,
     monkeypatch.setattr(ae_stage.Autoencoder, "from_config", lambda cfg, *args: Poisoned(real_build(cfg, *args)))
     scratch = workdir / "scratch"
     with pytest.raises(StageError) as err:
-        ae_stage.train_autoencoder(cfg, StagePaths(data=workdir / "data", checkpoint=workdir / "ae.pt", plots=workdir / "epochs.tsv", metrics=workdir / "summary.json", scratch=scratch))
+        ae_stage.train_autoencoder(
+            cfg,
+            StagePaths(
+                data=workdir / "data",
+                checkpoint=workdir / "ae.pt",
+                plots=workdir / "epochs.tsv",
+                metrics=workdir / "summary.json",
+                scratch=scratch,
+            ),
+        )
     assert "train_autoencoder: loss is nan at epoch 2, batch 3" in str(err.value)
     state = torch.load(resume_path("train_autoencoder", scratch), weights_only=False)
     assert state["state"]["epoch"] == 1 and state["state"]["batch"] == 0  # the end of epoch 1, intact
@@ -129,7 +138,9 @@ def test_wandb_offline_mirrors_every_epoch(workdir, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("DVC_EXP_NAME", "wandb-test")
     cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16, "logging.wandb.enabled": True})
-    ae_stage.train_autoencoder(cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json"))
+    ae_stage.train_autoencoder(
+        cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json")
+    )
     runs = list((workdir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     history = [
@@ -141,7 +152,9 @@ def test_wandb_offline_mirrors_every_epoch(workdir, monkeypatch):
     assert len(epochs_logged) == 3
     tsv = (workdir / "epochs.tsv").read_text().splitlines()
     assert len(tsv) == 1 + 3 and tsv[0].startswith("epoch\ttrain_loss\tselection\tval_roundtrip_nrmse")
-    assert epochs_logged[-1]["train_autoencoder/val_roundtrip_nrmse"] == pytest.approx(float(tsv[-1].split("\t")[3]), rel=1e-4)
+    assert epochs_logged[-1]["train_autoencoder/val_roundtrip_nrmse"] == pytest.approx(
+        float(tsv[-1].split("\t")[3]), rel=1e-4
+    )
 
 
 def test_a_corrupt_resume_state_is_set_aside_and_training_starts_over(workdir, monkeypatch, capsys):
@@ -150,7 +163,9 @@ def test_a_corrupt_resume_state_is_set_aside_and_training_starts_over(workdir, m
     resume.parent.mkdir(parents=True)
     resume.write_bytes(b"PK\x03\x04 not a torch archive")  # a truncated write, say
     cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16, "train.autoencoder.epochs": 1})
-    summary = ae_stage.train_autoencoder(cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json"))
+    summary = ae_stage.train_autoencoder(
+        cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json")
+    )
     out = capsys.readouterr().out
     assert "warning: cannot read the resume state" in out and "training from scratch" in out
     assert summary["epochs_run"] == 1 and Path("ae.pt").exists()
@@ -161,14 +176,17 @@ def test_the_dry_run_times_on_the_device_it_names_and_draws_noise_from_cpu_gener
     """validate's probes build the models and their inputs on the device they report, with that device
     as the default device meanwhile: the samplers' seeded CPU generators must still draw (on the CPU)
     and move the noise to the data. On CPU both settings give the same estimate's shape."""
-    from ups.training.dry_run import _time_step, dry_run
-    from ups.training.dry_run import PROBES
+    from ups.training.dry_run import PROBES, _time_step, dry_run
 
-    report = dry_run(smoke_cfg, {"trajectories": {"train": smoke_cfg.data.splits.train}, "frames": smoke_cfg.data.frames})
+    report = dry_run(
+        smoke_cfg, {"trajectories": {"train": smoke_cfg.data.splits.train}, "frames": smoke_cfg.data.frames}
+    )
     assert report["estimate"]["device"] == "cpu" and set(report["models"]) == set(PROBES)
     counts, seconds = _time_step(smoke_cfg, PROBES["train_consistency_distill"], torch.device("cpu"))
     assert seconds > 0 and counts["consistency"] > 0
     with torch.device("cpu"):  # a default-device context, as on a GPU: generator draws follow the generator
         from ups.models.layers import generator_device
 
-        assert generator_device(torch.Generator()) == torch.device("cpu") and generator_device(None) == torch.device("cpu")
+        assert generator_device(torch.Generator()) == torch.device("cpu") and generator_device(None) == torch.device(
+            "cpu"
+        )

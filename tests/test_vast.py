@@ -8,7 +8,6 @@ import time
 import uuid
 
 import pytest
-
 from conftest import make_bucket, point_remote_at, run
 from fake_vast import OFFER, FakeVast
 
@@ -81,7 +80,9 @@ def test_a_token_in_the_git_remote_url_never_reaches_the_script_or_the_dry_run(l
 
     def git_with_token_url(args, cwd=".", **kw):  # the remote answers as if its URL held a token
         if args[:2] == ["remote", "get-url"]:
-            return subprocess.CompletedProcess(args, 0, f"https://x-access-token:{token}@git.example.invalid/ups.git\n", "")
+            return subprocess.CompletedProcess(
+                args, 0, f"https://x-access-token:{token}@git.example.invalid/ups.git\n", ""
+            )
         return real_git(args, cwd, **kw)
 
     monkeypatch.setattr(vast, "git", git_with_token_url)
@@ -106,7 +107,11 @@ def test_preflight_refusals(launch_repo, fake_vast, s3_server):
     assert dirty.returncode == 1 and "uncommitted changes" in dirty.stderr
     run(["git", "commit", "-qam", "a local change"], launch_repo)
     unpushed = _launch(launch_repo, "--dry-run")
-    assert unpushed.returncode == 1 and "is not on git remote 'origin'" in unpushed.stderr and "git push origin HEAD" in unpushed.stderr
+    assert (
+        unpushed.returncode == 1
+        and "is not on git remote 'origin'" in unpushed.stderr
+        and "git push origin HEAD" in unpushed.stderr
+    )
     run(["git", "push", "-q", "origin", "main"], launch_repo)
 
     run(["dvc", "repro", "generate"], launch_repo)
@@ -114,7 +119,9 @@ def test_preflight_refusals(launch_repo, fake_vast, s3_server):
     run(["git", "commit", "-qm", "data"], launch_repo)
     run(["git", "push", "-q", "origin", "main"], launch_repo)
     no_data = _launch(launch_repo, "--dry-run")
-    assert no_data.returncode == 1 and "DVC outputs not on remote 'b2'" in no_data.stderr and "dvc push" in no_data.stderr
+    assert (
+        no_data.returncode == 1 and "DVC outputs not on remote 'b2'" in no_data.stderr and "dvc push" in no_data.stderr
+    )
     run(["dvc", "push"], launch_repo)
     assert _launch(launch_repo, "--dry-run").returncode == 0
     for result in (bad_name, no_vast_key, no_b2, dirty, unpushed, no_data):
@@ -127,10 +134,20 @@ def test_launch_status_logs_destroy_and_reap_send_the_documented_requests(launch
     assert out.returncode == 0, out.stderr
     assert "launched 'vast-dim12': instance 4242 on offer 9001" in out.stdout
     search = fake_vast.calls("POST", "/api/v0/bundles/")[0]
-    assert search["body"]["gpu_name"] == {"eq": "RTX 4090"} and search["body"]["disk_space"] == {"gte": 50} and search["auth"] == f"Bearer {SENTINELS['VAST_API_KEY']}"
+    assert (
+        search["body"]["gpu_name"] == {"eq": "RTX 4090"}
+        and search["body"]["disk_space"] == {"gte": 50}
+        and search["auth"] == f"Bearer {SENTINELS['VAST_API_KEY']}"
+    )
     create = fake_vast.calls("PUT", rf"/api/v0/asks/{OFFER['id']}/")[0]["body"]
-    assert create["label"] == "ups:vast-dim12:2h" and create["disk"] == 50 and create["image"].startswith("pytorch/pytorch")
-    assert create["env"]["AWS_SECRET_ACCESS_KEY"] == SENTINELS["AWS_SECRET_ACCESS_KEY"]  # secrets travel as instance env …
+    assert (
+        create["label"] == "ups:vast-dim12:2h"
+        and create["disk"] == 50
+        and create["image"].startswith("pytorch/pytorch")
+    )
+    assert (
+        create["env"]["AWS_SECRET_ACCESS_KEY"] == SENTINELS["AWS_SECRET_ACCESS_KEY"]
+    )  # secrets travel as instance env …
     for value in SENTINELS.values():
         assert value not in create["onstart"]  # … never inside the script
     assert "dvc exp run --pull --allow-missing -n vast-dim12" in create["onstart"]
@@ -139,8 +156,20 @@ def test_launch_status_logs_destroy_and_reap_send_the_documented_requests(launch
     assert "| 4242 | vast-dim12 | loading |" in status
     assert "log of instance 4242" in run(["ups", "vast", "logs", "vast-dim12"], launch_repo).stdout
 
-    fake_vast.instances[77] = {"id": 77, "label": "ups:old-run:1h", "start_date": time.time() - 3 * 3600, "actual_status": "running", "extra_env": []}
-    fake_vast.instances[78] = {"id": 78, "label": "someone-else", "start_date": time.time() - 30 * 3600, "actual_status": "running", "extra_env": []}
+    fake_vast.instances[77] = {
+        "id": 77,
+        "label": "ups:old-run:1h",
+        "start_date": time.time() - 3 * 3600,
+        "actual_status": "running",
+        "extra_env": [],
+    }
+    fake_vast.instances[78] = {
+        "id": 78,
+        "label": "someone-else",
+        "start_date": time.time() - 30 * 3600,
+        "actual_status": "running",
+        "extra_env": [],
+    }
     reaped = run(["ups", "vast", "reap"], launch_repo).stdout
     assert "destroyed instance 77 (old-run)" in reaped
     deleted = [r["path"] for r in fake_vast.calls("DELETE", r"/api/v0/instances/\d+/")]
@@ -153,16 +182,26 @@ def test_launch_status_logs_destroy_and_reap_send_the_documented_requests(launch
 
 def _run_script(plan, workdir, fake_vast, env_extra):
     env = {
-        **os.environ, **plan.env, "CONTAINER_ID": "4242", "CONTAINER_API_KEY": "instance-key", "VAST_URL": fake_vast.url,
-        "UPS_WORKDIR": str(workdir / "ups"), "UPS_LOG": str(workdir / "run.log"), "HOME": str(workdir / "home"),
-        "PYTHONPATH": str(workdir / "ups"), "DVC_NO_ANALYTICS": "1", **env_extra,
+        **os.environ,
+        **plan.env,
+        "CONTAINER_ID": "4242",
+        "CONTAINER_API_KEY": "instance-key",
+        "VAST_URL": fake_vast.url,
+        "UPS_WORKDIR": str(workdir / "ups"),
+        "UPS_LOG": str(workdir / "run.log"),
+        "HOME": str(workdir / "home"),
+        "PYTHONPATH": str(workdir / "ups"),
+        "DVC_NO_ANALYTICS": "1",
+        **env_extra,
     }
     (workdir / "home").mkdir(parents=True, exist_ok=True)
     return subprocess.run(["bash", "-c", plan.script], env=env, capture_output=True, text=True, timeout=900)
 
 
 @pytest.mark.slow
-def test_startup_script_runs_the_experiment_pushes_it_and_destroys_the_instance(launch_repo, fake_vast, tmp_path, monkeypatch):
+def test_startup_script_runs_the_experiment_pushes_it_and_destroys_the_instance(
+    launch_repo, fake_vast, tmp_path, monkeypatch
+):
     from ups import vast
 
     monkeypatch.chdir(launch_repo)
@@ -177,9 +216,13 @@ def test_startup_script_runs_the_experiment_pushes_it_and_destroys_the_instance(
     shown = json.loads(run(["dvc", "exp", "show", "--json"], launch_repo).stdout)
     names = {r.get("name") for c in shown for e in (c.get("experiments") or []) for r in (e.get("revs") or [])}
     assert "on-vast" in names
-    assert "Ran experiment(s): on-vast" in run(["ups", "vast", "logs", "on-vast"], launch_repo).stdout  # the uploaded log
+    assert (
+        "Ran experiment(s): on-vast" in run(["ups", "vast", "logs", "on-vast"], launch_repo).stdout
+    )  # the uploaded log
 
     fake_vast.requests.clear()
     failed = _run_script(plan, tmp_path / "instance2", fake_vast, {"UPS_INSTALL": "false"})  # the install step fails
     assert failed.returncode == 11
-    assert fake_vast.calls("DELETE", "/api/v0/instances/4242/"), "the instance must be destroyed even when the run fails"
+    assert fake_vast.calls("DELETE", "/api/v0/instances/4242/"), (
+        "the instance must be destroyed even when the run fails"
+    )

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from ups.io import atomic_path
 
 SCRATCH = Path("scratch")  # git-ignored; `dvc exp run` resets DVC outputs, not this
 FORMAT = 2  # 2: models built from their spec with the shared conditioned stack (`ups.models.layers`)
-SAVED_BESIDE_SPEC = ("state_dict", "best_epoch", "selection")  # what a training stage adds to the model's spec
+CHECKPOINT_EXTRAS = ("state_dict", "best_epoch", "selection")  # what a training stage adds to the model's spec
 
 
 def save_atomic(obj: Any, path: Path | str) -> None:
@@ -35,7 +36,9 @@ def load(path: Path | str, kind: str | None = None) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises several types for a truncated or foreign file
-        raise FileNotFoundError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); rerun its stage") from exc
+        raise FileNotFoundError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); rerun its stage"
+        ) from exc
     if not isinstance(ckpt, dict) or "kind" not in ckpt:
         raise FileNotFoundError(f"{path}: not a UPS checkpoint (no model kind); rerun the stage that writes it")
     if kind is not None and ckpt["kind"] != kind:

@@ -32,7 +32,9 @@ def _params_check(args: argparse.Namespace) -> None:
 
     overrides = dict(parse_override(o) for o in args.set or [])
     cfg = load_config(args.params, overrides)
-    print(f"{args.params}: OK ({len(cfg.data.nu)} viscosities, {cfg.latent.tokens}×{cfg.latent.dim} latent, Δt = {cfg.data.dt:g})")
+    print(
+        f"{args.params}: OK ({len(cfg.data.nu)} viscosities, {cfg.latent.tokens}×{cfg.latent.dim} latent, Δt = {cfg.data.dt:g})"
+    )
 
 
 def _params_reference(args: argparse.Namespace) -> None:
@@ -46,9 +48,13 @@ def _data_info(args: argparse.Namespace) -> None:
 
     from ups.data.dataset import load_trajectories, read_attrs
 
-    traj = load_trajectories(args.file, frames=args.frames, grid=args.grid, allow_legacy_domain=args.allow_legacy_domain)
+    traj = load_trajectories(
+        args.file, frames=args.frames, grid=args.grid, allow_legacy_domain=args.allow_legacy_domain
+    )
     print(f"{args.file}: {len(traj)} trajectories × {traj.u.shape[1]} frames × {traj.u.shape[2]} points")
-    print(f"  x ∈ [{traj.x.min():.4g}, {traj.x.max():.4g}], t ∈ [{traj.t.min():.4g}, {traj.t.max():.4g}] (Δt = {traj.dt:.4g})")
+    print(
+        f"  x ∈ [{traj.x.min():.4g}, {traj.x.max():.4g}], t ∈ [{traj.t.min():.4g}, {traj.t.max():.4g}] (Δt = {traj.dt:.4g})"
+    )
     finite = np.isfinite(traj.u)
     values = traj.u[finite]
     span = f"[{values.min():.4g}, {values.max():.4g}]" if values.size else "(no finite value)"
@@ -58,7 +64,10 @@ def _data_info(args: argparse.Namespace) -> None:
     bad = int((~finite).sum())
     if bad:
         rows = np.flatnonzero((~finite).any(axis=(1, 2)))
-        print(f"{args.file}: {bad} non-finite values (NaN or Inf) in {len(rows)} trajectories (first: {rows[:5].tolist()}); this file cannot be trained on", file=sys.stderr)
+        print(
+            f"{args.file}: {bad} non-finite values (NaN or Inf) in {len(rows)} trajectories (first: {rows[:5].tolist()}); this file cannot be trained on",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 
@@ -67,13 +76,18 @@ def _pipeline_deps(args: argparse.Namespace) -> None:
 
     if args.write:
         changed = write_deps(".")
-        print(f"dvc.yaml: code deps rewritten from the import closure of {len(changed)} stage(s): {', '.join(changed) or 'none changed'}")
+        print(
+            f"dvc.yaml: code deps rewritten from the import closure of {len(changed)} stage(s): {', '.join(changed) or 'none changed'}"
+        )
         return
     missing = missing_deps(".")
     for stage, files in missing.items():
         print(f"{stage}: runs {', '.join(files)} without depending on it")
     if missing:
-        print("dvc.yaml misses code deps: `ups pipeline deps --write` rewrites them from each stage's imports", file=sys.stderr)
+        print(
+            "dvc.yaml misses code deps: `ups pipeline deps --write` rewrites them from each stage's imports",
+            file=sys.stderr,
+        )
         sys.exit(1)
     print("dvc.yaml: every stage depends on all the code it runs")
 
@@ -111,7 +125,18 @@ def _eval_recompute(args: argparse.Namespace) -> None:
     if not metrics:
         print(f"{args.file}: eval_full was skipped; no predictions to score")
         return
-    keys = ["nrmse", "rmse", "max_error", "crmse", "frmse_low", "frmse_mid", "frmse_high", "ensemble_mean_nrmse", "spread_skill", "crps"]
+    keys = [
+        "nrmse",
+        "rmse",
+        "max_error",
+        "crmse",
+        "frmse_low",
+        "frmse_mid",
+        "frmse_high",
+        "ensemble_mean_nrmse",
+        "spread_skill",
+        "crps",
+    ]
     print("| method | " + " | ".join(keys) + " |")
     print("|---" * (len(keys) + 1) + "|")
     for name, m in metrics.items():
@@ -128,7 +153,9 @@ def _exp_queue(args: argparse.Namespace) -> None:
     exp = load_experiment(_experiment_path(args.file), args.params)
     print(queue(exp, ".", run_now=args.run))
     if not args.run:
-        print(f"queued {exp.name!r}: start the queue with `dvc queue start` (`-j N` for N at once), follow it with `dvc queue status`")
+        print(
+            f"queued {exp.name!r}: start the queue with `dvc queue start` (`-j N` for N at once), follow it with `dvc queue status`"
+        )
 
 
 def _exp_record(args: argparse.Namespace) -> None:
@@ -143,7 +170,11 @@ def _exp_record(args: argparse.Namespace) -> None:
 def _leaderboard(args: argparse.Namespace) -> None:
     from ups.leaderboard import exp_show, markdown, rows_from_exp_show, table
 
-    df = table(rows_from_exp_show(exp_show(".", all_commits=not args.current)), args.top, args.params.split(",") if args.params else None)
+    df = table(
+        rows_from_exp_show(exp_show(".", all_commits=not args.current)),
+        args.top,
+        args.params.split(",") if args.params else None,
+    )
     sys.stdout.write(df.to_csv(index=False) if args.format == "csv" else markdown(df))
 
 
@@ -168,16 +199,22 @@ def _vast_launch(args: argparse.Namespace) -> None:
 
     v = load_config(args.params).vast
     machine = vast.Machine(
-        gpu=args.gpu or v.gpu, num_gpus=args.num_gpus or v.num_gpus, max_price=args.max_price or v.max_price,
-        disk=args.disk or v.disk, image=args.image or v.image, max_hours=args.max_hours or v.max_hours,
+        gpu=args.gpu or v.gpu,
+        num_gpus=args.num_gpus or v.num_gpus,
+        max_price=args.max_price or v.max_price,
+        disk=args.disk or v.disk,
+        image=args.image or v.image,
+        max_hours=args.max_hours or v.max_hours,
     )
     p = vast.plan(".", args.name, args.set or [], machine, args.git_remote)
     estimate = Path("metrics/validate.json")
     if estimate.exists():
         e = json.loads(estimate.read_text()).get("estimate", {})
         if "gpu_hours" in e:
-            print(f"cost: validate estimates {e['gpu_hours']:.3g} GPU-hours for training (measured on {e.get('device', '?')}); "
-                  f"at most ${machine.max_price * machine.max_hours:.2f} for the {machine.max_hours:g} h limit at ${machine.max_price}/h")
+            print(
+                f"cost: validate estimates {e['gpu_hours']:.3g} GPU-hours for training (measured on {e.get('device', '?')}); "
+                f"at most ${machine.max_price * machine.max_hours:.2f} for the {machine.max_hours:g} h limit at ${machine.max_price}/h"
+            )
     if args.dry_run:
         print("offer query:", json.dumps({"query": p.query, "order": p.order, "storage_gb": machine.disk}, indent=2))
         print("instance request (secret values masked):", json.dumps(p.request("<cheapest offer>"), indent=2))
@@ -185,8 +222,12 @@ def _vast_launch(args: argparse.Namespace) -> None:
         return
     result = vast.launch(p)
     o = result["offer"]
-    print(f"launched {p.name!r}: instance {result['instance']} on offer {o['id']} ({o.get('num_gpus', '?')}× {o.get('gpu_name', '?')}, ${float(o.get('dph_total', 0)):.3f}/h), commit {p.commit[:7]}")
-    print(f"follow it: `ups vast logs {p.name}`; results: `dvc exp pull origin {p.name}` once it finished; stop it: `ups vast destroy {p.name}`")
+    print(
+        f"launched {p.name!r}: instance {result['instance']} on offer {o['id']} ({o.get('num_gpus', '?')}× {o.get('gpu_name', '?')}, ${float(o.get('dph_total', 0)):.3f}/h), commit {p.commit[:7]}"
+    )
+    print(
+        f"follow it: `ups vast logs {p.name}`; results: `dvc exp pull origin {p.name}` once it finished; stop it: `ups vast destroy {p.name}`"
+    )
 
 
 def _vast_status(args: argparse.Namespace) -> None:
@@ -217,10 +258,7 @@ def _vast_reap(args: argparse.Namespace) -> None:
         print("no UPS instance past its wall-time limit")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ups", description="UPS, the Universal Physics Stack: helpers around the DVC pipeline.")
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def _add_params(sub) -> None:
     params = sub.add_parser("params", help="check or document params.yaml").add_subparsers(dest="action", required=True)
     check = params.add_parser("check", help="validate params.yaml and overrides")
     check.add_argument("--params", default="params.yaml")
@@ -228,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_params_check)
     params.add_parser("reference", help="print the params reference as Markdown").set_defaults(func=_params_reference)
 
+
+def _add_data(sub) -> None:
     data = sub.add_parser("data", help="inspect data files").add_subparsers(dest="action", required=True)
     info = data.add_parser("info", help="describe a Burgers-S or PDEBench HDF5 file")
     info.add_argument("file")
@@ -236,11 +276,21 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--allow-legacy-domain", action="store_true")
     info.set_defaults(func=_data_info)
 
-    pipeline = sub.add_parser("pipeline", help="the DVC pipeline's definition").add_subparsers(dest="action", required=True)
-    deps = pipeline.add_parser("deps", help="check (or --write) that each stage's code deps in dvc.yaml cover every module it imports")
-    deps.add_argument("--write", action="store_true", help="rewrite the code deps of dvc.yaml from each stage's import closure")
+
+def _add_pipeline(sub) -> None:
+    pipeline = sub.add_parser("pipeline", help="the DVC pipeline's definition").add_subparsers(
+        dest="action", required=True
+    )
+    deps = pipeline.add_parser(
+        "deps", help="check (or --write) that each stage's code deps in dvc.yaml cover every module it imports"
+    )
+    deps.add_argument(
+        "--write", action="store_true", help="rewrite the code deps of dvc.yaml from each stage's import closure"
+    )
     deps.set_defaults(func=_pipeline_deps)
 
+
+def _add_ttc_report(sub) -> None:
     ttc = sub.add_parser("ttc-report", help="test-time compute's gain and cost against one corrected sample")
     ttc.add_argument("--params", default="params.yaml")
     ttc.add_argument("--data", default="data/burgers")
@@ -250,17 +300,25 @@ def build_parser() -> argparse.ArgumentParser:
     ttc.add_argument("--limit", type=int, default=None, help="first N trajectories only")
     ttc.set_defaults(func=_ttc_report)
 
+
+def _add_gate(sub) -> None:
     gate = sub.add_parser("gate", help="the promotion gate").add_subparsers(dest="action", required=True)
     gate_check = gate.add_parser("check", help="exit 1 unless the gate passed")
     gate_check.add_argument("--gate", default="metrics/gate.json")
     gate_check.set_defaults(func=_gate_check)
 
+
+def _add_eval(sub) -> None:
     evaluation = sub.add_parser("eval", help="evaluation outputs").add_subparsers(dest="action", required=True)
     recompute = evaluation.add_parser("recompute", help="recompute every metric from eval_full's predictions file")
     recompute.add_argument("file", nargs="?", default="predictions/eval_full.h5")
     recompute.set_defaults(func=_eval_recompute)
 
-    exp = sub.add_parser("exp", help="experiment files (experiments/NAME.yaml)").add_subparsers(dest="action", required=True)
+
+def _add_exp(sub) -> None:
+    exp = sub.add_parser("exp", help="experiment files (experiments/NAME.yaml)").add_subparsers(
+        dest="action", required=True
+    )
     q = exp.add_parser("queue", help="queue `dvc exp run -n NAME -S …` from an experiment file")
     q.add_argument("file", help="experiments/NAME.yaml (or NAME)")
     q.add_argument("--run", action="store_true", help="run it now instead of queueing it")
@@ -271,35 +329,63 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--params", default="params.yaml")
     rec.set_defaults(func=_exp_record)
 
+
+def _add_leaderboard(sub) -> None:
     lb = sub.add_parser("leaderboard", help="experiments across commits, sorted by the headline nRMSE")
     lb.add_argument("--format", choices=["md", "csv"], default="md")
     lb.add_argument("--top", type=int, default=None, help="first N rows only")
-    lb.add_argument("--params", default=None, help="comma-separated params to show (default: latent size and every param that differs)")
-    lb.add_argument("--current", action="store_true", help="only the current commit's experiments (default: all commits)")
+    lb.add_argument(
+        "--params",
+        default=None,
+        help="comma-separated params to show (default: latent size and every param that differs)",
+    )
+    lb.add_argument(
+        "--current", action="store_true", help="only the current commit's experiments (default: all commits)"
+    )
     lb.set_defaults(func=_leaderboard)
 
+
+def _add_promote(sub) -> None:
     pr = sub.add_parser("promote", help="apply a gate-passing experiment, commit it with its numbers, dvc push")
     pr.add_argument("name")
     pr.add_argument("--no-push", action="store_true", help="commit only; push later with `dvc push`")
     pr.set_defaults(func=_promote)
 
+
+def _add_remote(sub) -> None:
     remote = sub.add_parser("remote", help="the DVC remote").add_subparsers(dest="action", required=True)
     rc = remote.add_parser("check", help="reach the remote's bucket once and say what is wrong, if anything")
     rc.add_argument("name", nargs="?", default=None)
     rc.set_defaults(func=_remote_check)
 
-    vast = sub.add_parser("vast", help="run experiments on rented Vast.ai GPUs").add_subparsers(dest="action", required=True)
-    la = vast.add_parser("launch", help="pre-flight, find an offer, create an instance that runs `dvc exp run` and destroys itself")
+
+def _add_vast(sub) -> None:
+    vast = sub.add_parser("vast", help="run experiments on rented Vast.ai GPUs").add_subparsers(
+        dest="action", required=True
+    )
+    la = vast.add_parser(
+        "launch", help="pre-flight, find an offer, create an instance that runs `dvc exp run` and destroys itself"
+    )
     la.add_argument("-n", "--name", required=True, help="experiment name")
     la.add_argument("-S", "--set", action="append", metavar="KEY=VALUE", help="param override, as `dvc exp run -S`")
     la.add_argument("--gpu", help="Vast GPU name, e.g. RTX_4090 (default vast.gpu)")
-    la.add_argument("--num-gpus", type=int, help="GPUs; training runs under torchrun with one process each (default vast.num_gpus)")
+    la.add_argument(
+        "--num-gpus", type=int, help="GPUs; training runs under torchrun with one process each (default vast.num_gpus)"
+    )
     la.add_argument("--max-price", type=float, help="USD per hour for the instance (default vast.max_price)")
     la.add_argument("--disk", type=int, help="GB (default vast.disk)")
     la.add_argument("--image", help="Docker image (default vast.image)")
-    la.add_argument("--max-hours", type=float, help="wall-time limit; the instance stops itself and the reaper destroys it after (default vast.max_hours)")
+    la.add_argument(
+        "--max-hours",
+        type=float,
+        help="wall-time limit; the instance stops itself and the reaper destroys it after (default vast.max_hours)",
+    )
     la.add_argument("--git-remote", default="origin")
-    la.add_argument("--dry-run", action="store_true", help="print the offer query, the request (secrets masked) and the script; rent nothing")
+    la.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the offer query, the request (secrets masked) and the script; rent nothing",
+    )
     la.add_argument("--params", default="params.yaml")
     la.set_defaults(func=_vast_launch)
     vast.add_parser("status", help="our instances: experiment, state, price, hours").set_defaults(func=_vast_status)
@@ -311,6 +397,30 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("name")
     de.set_defaults(func=_vast_destroy)
     vast.add_parser("reap", help="destroy UPS instances past their wall-time limit").set_defaults(func=_vast_reap)
+
+
+COMMAND_GROUPS = (
+    _add_params,
+    _add_data,
+    _add_pipeline,
+    _add_ttc_report,
+    _add_gate,
+    _add_eval,
+    _add_exp,
+    _add_leaderboard,
+    _add_promote,
+    _add_remote,
+    _add_vast,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="ups", description="UPS, the Universal Physics Stack: helpers around the DVC pipeline."
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    for add in COMMAND_GROUPS:
+        add(sub)
     return ap
 
 

@@ -32,10 +32,14 @@ class ConfigError(ValueError):
         self.problems = problems
         self.source = source
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid parameters in {source} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}")
+        super().__init__(
+            f"invalid parameters in {source} ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{lines}"
+        )
 
 
-def param(doc: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
+def param(
+    doc: str, *, ge: float | None = None, gt: float | None = None, le: float | None = None, lt: float | None = None
+) -> Any:
     """A required field with documentation and an allowed range."""
     return field(metadata={"doc": doc, "ge": ge, "gt": gt, "le": le, "lt": lt})
 
@@ -66,7 +70,9 @@ class PDEBenchConfig:
 @dataclass(frozen=True)
 class DataConfig:
     seed: int = param("seed of the data generator; splits use disjoint seed streams", ge=0)
-    nu: list[float] = param("viscosities ν (PDEBench convention, diffusion ν/π); several values condition the model on ν", gt=0.0)
+    nu: list[float] = param(
+        "viscosities ν (PDEBench convention, diffusion ν/π); several values condition the model on ν", gt=0.0
+    )
     splits: SplitSizes = param("trajectories per split")
     grid: int = param("stored grid points in x", ge=8)
     frames: int = param("stored frames, t = 0 … t_final", ge=3)
@@ -111,14 +117,20 @@ class DecoderConfig:
 @dataclass(frozen=True)
 class OperatorConfig:
     width: int = param("transformer width", ge=8)
-    mixer: Literal["attention", "spectral"] = param("token mixer of each block: attention, or FNO's spectral convolution over the token axis")
-    modes: int = param("Fourier modes of the spectral mixer (capped at tokens/2 + 1 per level; unused by attention)", ge=1)
+    mixer: Literal["attention", "spectral"] = param(
+        "token mixer of each block: attention, or FNO's spectral convolution over the token axis"
+    )
+    modes: int = param(
+        "Fourier modes of the spectral mixer (capped at tokens/2 + 1 per level; unused by attention)", ge=1
+    )
     heads: int = param("attention heads (divides width; unused by the spectral mixer)", ge=1)
     depth: int = param("attention blocks per U-level", ge=1)
     levels: int = param("U-shape levels over the token axis (tokens divisible by 2^(levels−1))", ge=1)
     mlp_ratio: float = param("MLP hidden size / width", gt=0.0)
     history: int = param("input frames the operator sees", ge=1)
-    project: bool = param("after every step, decode the predicted latent on the stored grid and encode it again (the rollout stays on the autoencoder's manifold)")
+    project: bool = param(
+        "after every step, decode the predicted latent on the stored grid and encode it again (the rollout stays on the autoencoder's manifold)"
+    )
 
 
 @dataclass(frozen=True)
@@ -192,9 +204,18 @@ class StageTraining:
 @dataclass(frozen=True)
 class OperatorTraining(StageTraining):
     rollout: int = param("unrolled steps in the training loss (1 = one-step)", ge=1)
-    first_window: float = param("fraction of training windows that start at the first frame, where shocks form and one-step errors are largest", ge=0.0, le=1.0)
-    noise: float = param("std of Gaussian noise added to the normalised input latents of each training window (0 = off)", ge=0.0)
-    latent_weight: float = param("weight of the normalised-latent MSE in the loss, next to the decoded relative L2 error (0 = decoded error only)", ge=0.0)
+    first_window: float = param(
+        "fraction of training windows that start at the first frame, where shocks form and one-step errors are largest",
+        ge=0.0,
+        le=1.0,
+    )
+    noise: float = param(
+        "std of Gaussian noise added to the normalised input latents of each training window (0 = off)", ge=0.0
+    )
+    latent_weight: float = param(
+        "weight of the normalised-latent MSE in the loss, next to the decoded relative L2 error (0 = decoded error only)",
+        ge=0.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -228,7 +249,9 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    method: Literal["operator", "diffusion", "consistency", "ttc"] = param("the method whose full-rollout nRMSE on test is the headline and is gated")
+    method: Literal["operator", "diffusion", "consistency", "ttc"] = param(
+        "the method whose full-rollout nRMSE on test is the headline and is gated"
+    )
     max_nrmse: float = param("absolute ceiling on the headline rollout nRMSE", gt=0.0)
     max_ratio_to_persistence: float = param("ceiling on nRMSE / persistence nRMSE", gt=0.0)
     min_improvement: float = param("required relative improvement over the champion (0.0 = not worse)", ge=-1.0, lt=1.0)
@@ -259,7 +282,7 @@ class VastConfig:
 
 @dataclass(frozen=True)
 class Config:
-    data: DataConfig = param("Burgers-S data (SPEC §3)")
+    data: DataConfig = param("Burgers-S data")
     latent: LatentConfig = param("latent token space")
     encoder: EncoderConfig = param("field → latent tokens")
     decoder: DecoderConfig = param("latent tokens + query coordinates → field values")
@@ -338,7 +361,11 @@ def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
             if not close:  # e.g. a key put in the wrong section: match on its last part
                 same_leaf = [k for k in valid_keys if k.rsplit(".", 1)[-1] == str(key)]
                 close = same_leaf[:1]
-            hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys here: {', '.join(prefix + n for n in names)}"
+            hint = (
+                f"; did you mean '{close[0]}'?"
+                if close
+                else f"; valid keys here: {', '.join(prefix + n for n in names)}"
+            )
             problems.append(f"{dotted}: unknown key{hint}")
     values = {}
     for f in dataclasses.fields(cls):
@@ -408,16 +435,22 @@ def _cross_checks(cfg: Config) -> list[str]:
     p = []
     d = cfg.data
     if d.solver.grid % d.grid:
-        p.append(f"data.solver.grid: {d.solver.grid} is not a multiple of data.grid ({d.grid}); use e.g. {d.grid * max(1, round(d.solver.grid / d.grid))}")
+        p.append(
+            f"data.solver.grid: {d.solver.grid} is not a multiple of data.grid ({d.grid}); use e.g. {d.grid * max(1, round(d.solver.grid / d.grid))}"
+        )
     if len(set(d.nu)) != len(d.nu):
         p.append(f"data.nu: {d.nu} lists a viscosity twice")
     if d.grid % cfg.latent.tokens:
-        p.append(f"latent.tokens: {cfg.latent.tokens} must divide data.grid ({d.grid}) so every token covers the same span")
+        p.append(
+            f"latent.tokens: {cfg.latent.tokens} must divide data.grid ({d.grid}) so every token covers the same span"
+        )
     if cfg.encoder.kernel % 2 == 0:
         p.append(f"encoder.kernel: {cfg.encoder.kernel} must be odd (a centred, periodic convolution)")
     level_factor = 2 ** (cfg.operator.levels - 1)
     if cfg.latent.tokens % level_factor:
-        p.append(f"operator.levels: {cfg.operator.levels} levels halve the token axis {cfg.operator.levels - 1} times, so latent.tokens ({cfg.latent.tokens}) must be divisible by {level_factor}")
+        p.append(
+            f"operator.levels: {cfg.operator.levels} levels halve the token axis {cfg.operator.levels - 1} times, so latent.tokens ({cfg.latent.tokens}) must be divisible by {level_factor}"
+        )
     for section in ("operator", "diffusion", "consistency", "steady_prior"):
         c = getattr(cfg, section)
         if c.width % c.heads:
@@ -427,15 +460,21 @@ def _cross_checks(cfg: Config) -> list[str]:
         if len(betas) != 2:
             p.append(f"train.{stage}.betas: {betas} must be two numbers, AdamW's [β1, β2]")
     if cfg.operator.history > cfg.eval.history:
-        p.append(f"operator.history: {cfg.operator.history} frames cannot exceed eval.history ({cfg.eval.history}), the frames evaluation provides")
+        p.append(
+            f"operator.history: {cfg.operator.history} frames cannot exceed eval.history ({cfg.eval.history}), the frames evaluation provides"
+        )
     if cfg.eval.history >= d.frames:
         p.append(f"eval.history: {cfg.eval.history} must leave frames to predict (data.frames = {d.frames})")
     if cfg.eval.history + cfg.eval.small.horizon > d.frames:
-        p.append(f"eval.small.horizon: history {cfg.eval.history} + horizon {cfg.eval.small.horizon} exceeds data.frames ({d.frames})")
+        p.append(
+            f"eval.small.horizon: history {cfg.eval.history} + horizon {cfg.eval.small.horizon} exceeds data.frames ({d.frames})"
+        )
     if cfg.gate.method == "ttc" and not cfg.eval.full.ttc:
         p.append("gate.method: 'ttc' needs eval.full.ttc: true (the full evaluation runs TTC only then)")
     if cfg.operator.history + cfg.train.operator.rollout > d.frames:
-        p.append(f"train.operator.rollout: history {cfg.operator.history} + rollout {cfg.train.operator.rollout} exceeds data.frames ({d.frames})")
+        p.append(
+            f"train.operator.rollout: history {cfg.operator.history} + rollout {cfg.train.operator.rollout} exceeds data.frames ({d.frames})"
+        )
     return p
 
 
@@ -485,7 +524,9 @@ def load_raw(path: Path | str = PARAMS_FILE) -> dict:
     if not path.exists():
         raise ConfigError([f"{path} not found; run from the repository root or pass --params"], source=str(path))
     if path.is_dir():
-        raise ConfigError([f"{path} is a folder; --params takes the params file itself (e.g. {path / PARAMS_FILE})"], source=str(path))
+        raise ConfigError(
+            [f"{path} is a folder; --params takes the params file itself (e.g. {path / PARAMS_FILE})"], source=str(path)
+        )
     try:
         raw = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -504,14 +545,12 @@ def load_config(path: Path | str = PARAMS_FILE, overrides: dict[str, Any] | None
         if not overrides:
             raise
         # Say where each bad value came from: an override (`-S`) or the file.
-        from_overrides = [p for p in exc.problems if any(p.startswith(f"{key}:") or p.startswith(f"{key}.") for key in overrides)]
+        from_overrides = [
+            p for p in exc.problems if any(p.startswith(f"{key}:") or p.startswith(f"{key}.") for key in overrides)
+        ]
         if len(from_overrides) == len(exc.problems):
             raise ConfigError(exc.problems, source="overrides") from None
         raise ConfigError(exc.problems, source=f"{path} and overrides") from None
-
-
-def to_dict(cfg: Any) -> dict:
-    return dataclasses.asdict(cfg)
 
 
 def reference_markdown() -> str:
@@ -535,7 +574,9 @@ def reference_markdown() -> str:
                 lines.append(f"| **`{key}`** | section | | {f.metadata.get('doc', '')} |")
                 walk(tp, key + ".")
             else:
-                lines.append(f"| `{key}` | {_type_name(tp)} | {_range_text(dict(f.metadata))} | {f.metadata.get('doc', '')} |")
+                lines.append(
+                    f"| `{key}` | {_type_name(tp)} | {_range_text(dict(f.metadata))} | {f.metadata.get('doc', '')} |"
+                )
 
     walk(Config, "")
     return "\n".join(lines) + "\n"

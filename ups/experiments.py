@@ -1,4 +1,4 @@
-"""Experiment files: `experiments/NAME.yaml`, one per planned experiment (SPEC §9).
+"""Experiment files: `experiments/NAME.yaml`, one per planned experiment.
 
     name: latent64
     hypothesis: a 64-channel latent halves the autoencoder error and lowers rollout nRMSE
@@ -27,7 +27,9 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 def validate_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.match(name):
         raise ConfigError(
-            [f"experiment name {name!r} is not allowed: use 1–63 letters, digits, '-' or '_', starting with a letter or digit"],
+            [
+                f"experiment name {name!r} is not allowed: use 1–63 letters, digits, '-' or '_', starting with a letter or digit"
+            ],
             source="experiment",
         )
     return name
@@ -61,7 +63,13 @@ def load_experiment(path: Path | str, params_file: Path | str = "params.yaml") -
         raise ConfigError(problems, source=str(path))
     if not isinstance(raw["params"], dict):
         raise ConfigError([f"{path}: params must be a mapping of dotted keys to values"], source=str(path))
-    exp = Experiment(name=validate_name(raw["name"]), hypothesis=str(raw["hypothesis"]), params=dict(raw["params"]), result=raw.get("result"), path=path)
+    exp = Experiment(
+        name=validate_name(raw["name"]),
+        hypothesis=str(raw["hypothesis"]),
+        params=dict(raw["params"]),
+        result=raw.get("result"),
+        path=path,
+    )
     load_config(params_file, exp.params)  # every override must be a valid parameter
     return exp
 
@@ -108,14 +116,24 @@ def record(path: Path | str, cwd: Path | str = ".", params_file: Path | str = "p
     state = queue_state(exp.name, cwd)
     if state in ("Queued", "Running"):
         # a running experiment's row shows the metrics files of its baseline until its stages rewrite them
-        raise StageError(f"experiment {exp.name!r} is {state.lower()} (`dvc queue status`): its metrics are not its own yet; record it once it succeeded")
+        raise StageError(
+            f"experiment {exp.name!r} is {state.lower()} (`dvc queue status`): its metrics are not its own yet; record it once it succeeded"
+        )
     row = find(rows_from_exp_show(exp_show(cwd)), exp.name)
     if row is None:
-        raise StageError(f"no experiment named {exp.name!r} in `dvc exp show -A`: has it run? (`dvc queue status`, `dvc exp pull origin {exp.name}`)")
+        raise StageError(
+            f"no experiment named {exp.name!r} in `dvc exp show -A`: has it run? (`dvc queue status`, `dvc exp pull origin {exp.name}`)"
+        )
     if row["nrmse"] is None and not row["failures"]:
-        raise StageError(f"experiment {exp.name!r} ({row['rev']}) has no gate metrics yet: did its pipeline reach the gate stage?")
+        raise StageError(
+            f"experiment {exp.name!r} ({row['rev']}) has no gate metrics yet: did its pipeline reach the gate stage?"
+        )
     result = {k: row[k] for k in RESULT_KEYS if row.get(k) not in (None, "")}
-    result.update(rev=row["rev"], baseline=row["baseline"], recorded=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    result.update(
+        rev=row["rev"],
+        baseline=row["baseline"],
+        recorded=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     exp.result = result
     from ups.io import write_text_atomic
 

@@ -1,4 +1,4 @@
-"""The gate: is a candidate good enough, and better than the champion? (SPEC §8)
+"""The gate: is a candidate good enough, and better than the champion?
 
 Checks, each recorded with its value, threshold and verdict:
 
@@ -23,7 +23,6 @@ from pathlib import Path
 from ups.config import GateConfig
 from ups.git_repo import git
 
-
 RULES = {
     "proxy": "eval_small: the operator's nRMSE / persistence's on val ≤ gate.max_ratio_to_persistence",
     "max_nrmse": "nRMSE ≤ gate.max_nrmse",
@@ -45,7 +44,11 @@ def absolute_checks(gate: GateConfig, nrmse: float, persistence_nrmse: float) ->
 
 
 def failures(checks: dict[str, dict]) -> list[str]:
-    return [f"{name}: {c['value']:.4g} vs threshold {c['threshold']:.4g} ({RULES[name]})" for name, c in checks.items() if not c["passed"]]
+    return [
+        f"{name}: {c['value']:.4g} vs threshold {c['threshold']:.4g} ({RULES[name]})"
+        for name, c in checks.items()
+        if not c["passed"]
+    ]
 
 
 def committed_json(path: Path | str, rev: str = "HEAD", cwd: Path | str = ".") -> tuple[dict | None, str]:
@@ -103,13 +106,16 @@ def strict(path: Path | str) -> tuple[bool, str]:
 
 def run_gate(gate: GateConfig, small_path: Path, full_path: Path, training_summaries: list[Path], out: Path) -> dict:
     """The `gate` stage: decide, add the total training time (a leaderboard column), write `out`."""
-    from ups.io import write_json_atomic
+    from ups.io import read_stage_json, write_json_atomic
 
-    from ups.io import read_stage_json
-
-    small, full = read_stage_json(small_path, "eval_small", ("proxy",)), read_stage_json(full_path, "eval_full", ("skipped",))
+    small, full = (
+        read_stage_json(small_path, "eval_small", ("proxy",)),
+        read_stage_json(full_path, "eval_full", ("skipped",)),
+    )
     champion, source = committed_json(full_path)
     verdict = decide(gate, small, full, champion, source)
-    verdict["training_seconds"] = round(sum(read_stage_json(p, Path(p).parent.name).get("train_seconds", 0.0) for p in training_summaries), 1)
+    verdict["training_seconds"] = round(
+        sum(read_stage_json(p, Path(p).parent.name).get("train_seconds", 0.0) for p in training_summaries), 1
+    )
     write_json_atomic(out, verdict)
     return verdict

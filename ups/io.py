@@ -1,4 +1,4 @@
-"""Atomic writes: a temporary file in the destination folder, then a rename (SPEC §14)."""
+"""Atomic writes: a temporary file in the destination folder, then a rename."""
 
 from __future__ import annotations
 
@@ -49,5 +49,7 @@ def read_stage_json(path: Path | str, stage: str, required: tuple[str, ...] = ()
         raise StageError(f"{path} is not valid JSON ({exc}): {rerun}") from exc
     missing = [k for k in required if not isinstance(obj, dict) or k not in obj]
     if missing:
-        raise StageError(f"{path} lacks {', '.join(repr(k) for k in missing)}, so it was not written by this version of `{stage}`: {rerun}")
+        raise StageError(
+            f"{path} lacks {', '.join(repr(k) for k in missing)}, so it was not written by this version of `{stage}`: {rerun}"
+        )
     return obj

@@ -1,4 +1,4 @@
-"""The leaderboard across commits (SPEC §9): pandas over `dvc exp show --json`.
+"""The leaderboard across commits: pandas over `dvc exp show --json`.
 
 `dvc exp show --sort-by` sorts experiments within one baseline commit only; this table holds every
 commit and every experiment of every commit (`-A`), sorted by the headline nRMSE (best first), with
@@ -35,7 +35,13 @@ def _row(entry: dict, experiment: str, baseline: str, kind: str) -> dict:
     metrics = data.get("metrics") or {}
     gate = (metrics.get("metrics/gate.json") or {}).get("data") or {}
     full = (metrics.get("metrics/eval_full.json") or {}).get("data") or {}
-    row = {"experiment": experiment, "rev": (entry.get("rev") or "")[:7], "baseline": baseline[:7], "kind": kind, "created": data.get("timestamp")}
+    row = {
+        "experiment": experiment,
+        "rev": (entry.get("rev") or "")[:7],
+        "baseline": baseline[:7],
+        "kind": kind,
+        "created": data.get("timestamp"),
+    }
     row.update({k: gate.get(k) for k in HEADLINE})
     row["solver_nrmse"] = (full.get("headline") or {}).get("solver_nrmse")
     row["failures"] = gate.get("reason") or "; ".join(gate.get("failures") or [])
@@ -78,7 +84,9 @@ def table(rows: list[dict], top: int | None = None, params: list[str] | None = N
     param_cols = [c for c in df.columns if c.startswith("param:")]
     if params is None:
         varying = [c for c in param_cols if df[c].astype(str).nunique() > 1]
-        keep = [f"param:{p}" for p in ALWAYS_SHOWN_PARAMS if f"param:{p}" in df.columns] + [c for c in varying if c[6:] not in ALWAYS_SHOWN_PARAMS]
+        keep = [f"param:{p}" for p in ALWAYS_SHOWN_PARAMS if f"param:{p}" in df.columns] + [
+            c for c in varying if c[6:] not in ALWAYS_SHOWN_PARAMS
+        ]
     else:
         keep = [f"param:{p}" for p in params if f"param:{p}" in df.columns]
     df = df[["experiment", "baseline", *HEADLINE, "solver_nrmse", *keep]].rename(columns={c: c[6:] for c in keep})

@@ -98,7 +98,7 @@ def write_deps(root: Path | str = ".") -> list[str]:
         if stage and re.match(r"^    deps:\s*$", line):
             old = []
             while i < len(lines) and re.match(r"^      - ", lines[i]):
-                old.append(lines[i][len("      - "):].strip())
+                old.append(lines[i][len("      - ") :].strip())
                 i += 1
             new = import_closure(root, f"stages/{stage}.py") + [d for d in old if not _is_code(d)]
             if new != old:

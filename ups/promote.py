@@ -1,4 +1,4 @@
-"""Promotion (SPEC §8): `dvc exp apply NAME`, a commit that names the experiment and its numbers, `dvc push`.
+"""Promotion: `dvc exp apply NAME`, a commit that names the experiment and its numbers, `dvc push`.
 
 Refused, with the reason, when the experiment's gate did not pass, when it cannot be found, when it
 ran on another baseline than HEAD (apply would undo the commits since), when the working tree has
@@ -25,16 +25,24 @@ def commit_message(name: str, row: dict) -> str:
 
 
 def _untracked(cwd: Path | str) -> list[str]:
-    return [f for f in git(["ls-files", "--others", "--exclude-standard", "-z"], cwd, check=True).stdout.split("\0") if f]
+    return [
+        f for f in git(["ls-files", "--others", "--exclude-standard", "-z"], cwd, check=True).stdout.split("\0") if f
+    ]
 
 
 def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
     """Promote experiment `name`; return the new commit's hash."""
     row = find(rows_from_exp_show(exp_show(cwd)), name)
     if row is None or row["kind"] != "experiment":
-        raise StageError(f"no experiment named {name!r} in `dvc exp show -A`; list them with `ups leaderboard` (or `dvc exp pull origin {name}` first)")
+        raise StageError(
+            f"no experiment named {name!r} in `dvc exp show -A`; list them with `ups leaderboard` (or `dvc exp pull origin {name}` first)"
+        )
     if row["passed"] is not True:
-        why = row["failures"] or ("see its metrics/gate.json" if row["passed"] is False else "it has no gate verdict: did its run reach the gate stage?")
+        why = row["failures"] or (
+            "see its metrics/gate.json"
+            if row["passed"] is False
+            else "it has no gate verdict: did its run reach the gate stage?"
+        )
         raise StageError(f"experiment {name!r} did not pass the gate, so it is not promoted: {why}")
     head = git(["rev-parse", "HEAD"], cwd, check=True).stdout.strip()
     if row.get("baseline") and not head.startswith(str(row["baseline"])):
@@ -44,7 +52,9 @@ def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
         )
     dirty = git(["status", "--porcelain", "--untracked-files=no"], cwd, check=True).stdout.strip()
     if dirty:
-        raise StageError(f"uncommitted changes in the working tree (`dvc exp apply` would overwrite them); commit or stash them first:\n{dirty}")
+        raise StageError(
+            f"uncommitted changes in the working tree (`dvc exp apply` would overwrite them); commit or stash them first:\n{dirty}"
+        )
     if push:
         check_remote(cwd)
     untracked_before = set(_untracked(cwd))

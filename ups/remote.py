@@ -1,4 +1,4 @@
-"""The B2 remote (SPEC §10): DVC's S3 remote `b2` pointed at Backblaze B2's S3-compatible endpoint.
+"""The B2 remote: DVC's S3 remote `b2` pointed at Backblaze B2's S3-compatible endpoint.
 
 Secrets never live in git: credentials come from `dvc remote modify --local b2 access_key_id …`
 (`.dvc/config.local`, git-ignored) or the AWS environment variables. B2 rejects the CRC checksums
@@ -20,7 +20,10 @@ from pathlib import Path
 
 from ups.errors import StageError
 
-CHECKSUM_VARIABLES = {"AWS_REQUEST_CHECKSUM_CALCULATION": "when_required", "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required"}
+CHECKSUM_VARIABLES = {
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+    "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+}
 SECRET_KEYS = ("access_key_id", "secret_access_key", "session_token")
 
 
@@ -38,9 +41,13 @@ def b2_environment(base: dict | None = None) -> dict:
 
 def dvc(args: list[str], cwd: Path | str = ".", check: bool = True) -> subprocess.CompletedProcess:
     """Run `dvc ARGS` (this interpreter's DVC) with the B2 environment; output captured."""
-    proc = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=b2_environment())
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, env=b2_environment()
+    )
     if check and proc.returncode != 0:
-        raise StageError(f"`dvc {' '.join(args)}` failed (exit {proc.returncode}):\n{(proc.stderr or proc.stdout).strip()}")
+        raise StageError(
+            f"`dvc {' '.join(args)}` failed (exit {proc.returncode}):\n{(proc.stderr or proc.stdout).strip()}"
+        )
     return proc
 
 
@@ -52,7 +59,9 @@ def remote_config(cwd: Path | str = ".", name: str | None = None) -> tuple[str, 
         conf = repo.config
         name = name or conf["core"].get("remote")
         if not name:
-            raise RemoteError("no default DVC remote: add one with `dvc remote add -d b2 s3://BUCKET/PREFIX` (see README, 'The B2 remote')")
+            raise RemoteError(
+                "no default DVC remote: add one with `dvc remote add -d b2 s3://BUCKET/PREFIX` (see README, 'The B2 remote')"
+            )
         if name not in conf["remote"]:
             raise RemoteError(f"no DVC remote named {name!r}; configured: {', '.join(conf['remote']) or 'none'}")
         return name, dict(conf["remote"][name])
@@ -64,8 +73,13 @@ def s3_client(conf: dict, config=None):
 
     session = botocore.session.Session(profile=conf.get("profile"))
     return session.create_client(
-        "s3", endpoint_url=conf.get("endpointurl"), region_name=conf.get("region"), config=config,
-        aws_access_key_id=conf.get("access_key_id"), aws_secret_access_key=conf.get("secret_access_key"), aws_session_token=conf.get("session_token"),
+        "s3",
+        endpoint_url=conf.get("endpointurl"),
+        region_name=conf.get("region"),
+        config=config,
+        aws_access_key_id=conf.get("access_key_id"),
+        aws_secret_access_key=conf.get("secret_access_key"),
+        aws_session_token=conf.get("session_token"),
     )
 
 
@@ -92,11 +106,15 @@ def check_remote(cwd: Path | str = ".", name: str | None = None, timeout: float 
             f"or run `dvc remote modify --local {name} access_key_id …` and `… secret_access_key …`"
         ) from None
     except EndpointConnectionError as exc:
-        raise RemoteError(f"cannot reach {where}: {exc}. Check the network, or the endpoint with `dvc remote modify {name} endpointurl …`") from None
+        raise RemoteError(
+            f"cannot reach {where}: {exc}. Check the network, or the endpoint with `dvc remote modify {name} endpointurl …`"
+        ) from None
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "?")
         if code in ("404", "NoSuchBucket"):
-            raise RemoteError(f"bucket {bucket!r} does not exist for {where}: create it in B2, or point the remote elsewhere with `dvc remote modify {name} url s3://BUCKET/PREFIX`") from None
+            raise RemoteError(
+                f"bucket {bucket!r} does not exist for {where}: create it in B2, or point the remote elsewhere with `dvc remote modify {name} url s3://BUCKET/PREFIX`"
+            ) from None
         if code in ("403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "Forbidden"):
             raise RemoteError(
                 f"{where} refused the credentials ({code}): check the key id and secret; a B2 application key must be allowed on bucket {bucket!r} "

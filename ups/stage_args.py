@@ -34,8 +34,13 @@ class StagePaths:
                 object.__setattr__(self, f.name, Path(value))
 
 
-
-def stage_arguments(description: str | None, required: Iterable[str], optional: Iterable[str] = (), lists: Iterable[str] = (), argv: list[str] | None = None) -> argparse.Namespace:
+def stage_arguments(
+    description: str | None,
+    required: Iterable[str],
+    optional: Iterable[str] = (),
+    lists: Iterable[str] = (),
+    argv: list[str] | None = None,
+) -> argparse.Namespace:
     """Parse `--params` and one `--name` option per name; `lists` take one or more values."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--params", default="params.yaml", help="the parameter file (default params.yaml)")
@@ -48,7 +53,9 @@ def stage_arguments(description: str | None, required: Iterable[str], optional: 
     return ap.parse_args(argv)
 
 
-def training_arguments(description: str | None, inputs: Iterable[str], argv: list[str] | None = None) -> tuple[argparse.Namespace, StagePaths]:
+def training_arguments(
+    description: str | None, inputs: Iterable[str], argv: list[str] | None = None
+) -> tuple[argparse.Namespace, StagePaths]:
     """A training stage's command line: its `inputs` (data, latents, checkpoints it reads) and the
     checkpoint, per-epoch plots and summary metrics it writes, as `StagePaths`."""
     names = (*inputs, "checkpoint", "plots", "metrics")

@@ -1,4 +1,4 @@
-"""The validate stage: everything that can be checked before expensive work (SPEC §5).
+"""The validate stage: everything that can be checked before expensive work.
 
 Parameters are validated when loaded (`ups.config`); here the data is checked and, through
 `ups.training.dry_run`, every model is built, run forward and backward once, and timed, giving

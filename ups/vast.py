@@ -1,4 +1,4 @@
-"""Run a DVC experiment on a rented Vast.ai GPU with one command (SPEC §11).
+"""Run a DVC experiment on a rented Vast.ai GPU with one command.
 
     ups vast launch -n NAME -S latent.dim=64 [--gpu RTX_4090 --num-gpus 1 --max-price 0.6 --dry-run]
 
@@ -64,7 +64,15 @@ class Plan:
     def request(self, offer_id: int | str, masked: bool = True) -> dict:
         """The create-instance request, as sent to Vast (secret values masked unless asked)."""
         env = {k: (MASK if masked and k in SECRET_ENV else v) for k, v in self.env.items()}
-        return {"offer": offer_id, "image": self.machine.image, "disk": self.machine.disk, "label": self.label, "env": env, "runtype": "ssh_proxy", "onstart": self.script}
+        return {
+            "offer": offer_id,
+            "image": self.machine.image,
+            "disk": self.machine.disk,
+            "label": self.label,
+            "env": env,
+            "runtype": "ssh_proxy",
+            "onstart": self.script,
+        }
 
 
 # Instance environment variables that hold secrets: never printed, never in the script.
@@ -95,18 +103,26 @@ def preflight(cwd: Path | str, name: str, overrides: list[str], git_remote: str 
     load_config(Path(cwd) / "params.yaml", dict(parse_override(o) for o in overrides))
     dirty = git(["status", "--porcelain", "--untracked-files=no"], cwd).stdout.strip()
     if dirty:
-        raise LaunchError(f"uncommitted changes: the instance runs the committed code only. Commit (and push) them first:\n{dirty}")
+        raise LaunchError(
+            f"uncommitted changes: the instance runs the committed code only. Commit (and push) them first:\n{dirty}"
+        )
     commit = git(["rev-parse", "HEAD"], cwd).stdout.strip()
     url = git(["remote", "get-url", git_remote], cwd)
     if url.returncode != 0:
-        raise LaunchError(f"no git remote {git_remote!r}: the instance clones from it and pushes the experiment back (`git remote add {git_remote} URL`)")
+        raise LaunchError(
+            f"no git remote {git_remote!r}: the instance clones from it and pushes the experiment back (`git remote add {git_remote} URL`)"
+        )
     fetched = git(["fetch", "-q", git_remote], cwd)
     if fetched.returncode != 0:
         raise LaunchError(f"cannot fetch from git remote {git_remote!r}: {fetched.stderr.strip()}")
     if not git(["branch", "-r", "--contains", commit], cwd).stdout.strip():
-        raise LaunchError(f"commit {commit[:7]} is not on git remote {git_remote!r}: `git push {git_remote} HEAD` first, so the instance can clone it")
+        raise LaunchError(
+            f"commit {commit[:7]} is not on git remote {git_remote!r}: `git push {git_remote} HEAD` first, so the instance can clone it"
+        )
     if not os.environ.get("VAST_API_KEY"):
-        raise LaunchError("VAST_API_KEY is not set: create a key at https://console.vast.ai/manage-keys/ and `export VAST_API_KEY=…`")
+        raise LaunchError(
+            "VAST_API_KEY is not set: create a key at https://console.vast.ai/manage-keys/ and `export VAST_API_KEY=…`"
+        )
     remote_name, remote = remote_config(cwd)
     key_id = os.environ.get("AWS_ACCESS_KEY_ID") or remote.get("access_key_id")
     secret = os.environ.get("AWS_SECRET_ACCESS_KEY") or remote.get("secret_access_key")
@@ -117,11 +133,21 @@ def preflight(cwd: Path | str, name: str, overrides: list[str], git_remote: str 
         )
     status = dvc(["status", "--cloud", "--json"], cwd, check=False)
     if status.returncode != 0:
-        raise LaunchError(f"cannot compare the DVC cache with remote {remote_name!r}: {(status.stderr or status.stdout).strip()}")
+        raise LaunchError(
+            f"cannot compare the DVC cache with remote {remote_name!r}: {(status.stderr or status.stdout).strip()}"
+        )
     unpushed = sorted(path for path, state in json.loads(status.stdout or "{}").items() if state == "new")
     if unpushed:
-        raise LaunchError(f"DVC outputs not on remote {remote_name!r}: {', '.join(unpushed[:5])}{' …' if len(unpushed) > 5 else ''}. Run `dvc push` first")
-    return {"commit": commit, "repo_url": public_url(url.stdout.strip()), "remote": remote, "access_key_id": key_id, "secret_access_key": secret}
+        raise LaunchError(
+            f"DVC outputs not on remote {remote_name!r}: {', '.join(unpushed[:5])}{' …' if len(unpushed) > 5 else ''}. Run `dvc push` first"
+        )
+    return {
+        "commit": commit,
+        "repo_url": public_url(url.stdout.strip()),
+        "remote": remote,
+        "access_key_id": key_id,
+        "secret_access_key": secret,
+    }
 
 
 def public_url(url: str) -> str:
@@ -154,12 +180,17 @@ def render_script(name: str, commit: str, repo_url: str, overrides: list[str], m
     template = Path(__file__).with_name("vast_script.sh").read_text()
     sets = " ".join(f"-S {shlex.quote(o)}" for o in overrides)
     script = (
-        template.replace("@NAME@", name).replace("@COMMIT@", commit).replace("@REPO@", shlex.quote(repo_url))
-        .replace("@SET@", sets).replace("@SECONDS@", str(int(max_hours * 3600)))
+        template.replace("@NAME@", name)
+        .replace("@COMMIT@", commit)
+        .replace("@REPO@", shlex.quote(repo_url))
+        .replace("@SET@", sets)
+        .replace("@SECONDS@", str(int(max_hours * 3600)))
     )
     size = len(script.encode())
     if size > SCRIPT_LIMIT:
-        raise LaunchError(f"the start-up script is {size} bytes, over Vast's {SCRIPT_LIMIT}-byte limit: use fewer or shorter -S overrides")
+        raise LaunchError(
+            f"the start-up script is {size} bytes, over Vast's {SCRIPT_LIMIT}-byte limit: use fewer or shorter -S overrides"
+        )
     return script
 
 
@@ -181,7 +212,18 @@ def plan(cwd: Path | str, name: str, overrides: list[str], machine: Machine, git
             env[optional] = os.environ[optional]
     query, order = offer_query(machine)
     script = render_script(name, facts["commit"], facts["repo_url"], overrides, machine.max_hours)
-    return Plan(name, facts["commit"], facts["repo_url"], overrides, machine, query, order, env, script, label(name, machine.max_hours))
+    return Plan(
+        name,
+        facts["commit"],
+        facts["repo_url"],
+        overrides,
+        machine,
+        query,
+        order,
+        env,
+        script,
+        label(name, machine.max_hours),
+    )
 
 
 # --- the Vast API ----------------------------------------------------------------------------------
@@ -202,7 +244,9 @@ def _call(what: str, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except requests.HTTPError as exc:
-        raise StageError(f"Vast.ai refused to {what}: HTTP {exc.response.status_code} {exc.response.text[:300]}") from None
+        raise StageError(
+            f"Vast.ai refused to {what}: HTTP {exc.response.status_code} {exc.response.text[:300]}"
+        ) from None
     except requests.RequestException as exc:
         raise StageError(f"cannot reach Vast.ai to {what}: {exc}") from None
 
@@ -212,13 +256,25 @@ def launch(p: Plan) -> dict:
     from vastai.api import instances, offers
 
     c = client()
-    found = _call("search offers", offers.search_offers, c, query=dict(p.query), order=p.order, limit=5, storage=p.machine.disk)
+    found = _call(
+        "search offers", offers.search_offers, c, query=dict(p.query), order=p.order, limit=5, storage=p.machine.disk
+    )
     if not found:
-        raise StageError(f"no Vast.ai offer for {p.machine.num_gpus}× {p.machine.gpu} at ≤ ${p.machine.max_price}/h with {p.machine.disk} GB disk: raise --max-price or choose another --gpu")
+        raise StageError(
+            f"no Vast.ai offer for {p.machine.num_gpus}× {p.machine.gpu} at ≤ ${p.machine.max_price}/h with {p.machine.disk} GB disk: raise --max-price or choose another --gpu"
+        )
     offer = found[0]
     created = _call(
-        "create the instance", instances.create_instance, c, offer["id"], image=p.machine.image, disk=p.machine.disk,
-        env=dict(p.env), label=p.label, onstart_cmd=p.script, runtype="ssh_proxy",
+        "create the instance",
+        instances.create_instance,
+        c,
+        offer["id"],
+        image=p.machine.image,
+        disk=p.machine.disk,
+        env=dict(p.env),
+        label=p.label,
+        onstart_cmd=p.script,
+        runtype="ssh_proxy",
     )
     return {"offer": offer, "instance": created.get("new_contract"), "response": created}
 
@@ -238,7 +294,9 @@ def ups_instances() -> list[dict]:
 def by_name(name: str) -> list[dict]:
     found = [r for r in ups_instances() if r["experiment"] == name]
     if not found:
-        raise StageError(f"no UPS instance for experiment {name!r} (`ups vast status` lists them); a finished run has destroyed itself: `dvc exp pull origin {name}`")
+        raise StageError(
+            f"no UPS instance for experiment {name!r} (`ups vast status` lists them); a finished run has destroyed itself: `dvc exp pull origin {name}`"
+        )
     return found
 
 
@@ -285,7 +343,9 @@ def uploaded_log(name: str, cwd: Path | str = ".") -> str:
     key_prefix = f"{prefix}/logs/{name}-".lstrip("/")
     found = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=key_prefix).get("Contents", []))
     if not found:
-        raise StageError(f"no running instance and no uploaded log for experiment {name!r} (looked for s3://{bucket}/{key_prefix}*)")
+        raise StageError(
+            f"no running instance and no uploaded log for experiment {name!r} (looked for s3://{bucket}/{key_prefix}*)"
+        )
     return s3.get_object(Bucket=bucket, Key=found[-1])["Body"].read().decode()
 
 
@@ -297,5 +357,7 @@ def status_table() -> str:
     now = time.time()
     for r in rows:
         hours = (now - float(r.get("start_date") or now)) / 3600
-        lines.append(f"| {r['id']} | {r['experiment']} | {r.get('actual_status') or r.get('cur_state') or '?'} | {r.get('num_gpus', '?')}× {r.get('gpu_name', '?')} | {float(r.get('dph_total') or 0):.3f} | {hours:.2f} | {r['max_hours']:g} |")
+        lines.append(
+            f"| {r['id']} | {r['experiment']} | {r.get('actual_status') or r.get('cur_state') or '?'} | {r.get('num_gpus', '?')}× {r.get('gpu_name', '?')} | {float(r.get('dph_total') or 0):.3f} | {hours:.2f} | {r['max_hours']:g} |"
+        )
     return "\n".join(lines)

@@ -21,7 +21,11 @@ def check_finite(traj: Trajectories, path: Path) -> None:
         frames = np.flatnonzero(~np.isfinite(traj.u[idx[0]]).all(axis=-1))
         raise DataError(
             f"{path}: trajectory {idx[0]} (frame {frames[0]}) contains NaN or Inf"
-            + (f", as do {len(idx) - 1} more trajectories ({', '.join(map(str, idx[1:6]))}{', …' if len(idx) > 6 else ''})" if len(idx) > 1 else "")
+            + (
+                f", as do {len(idx) - 1} more trajectories ({', '.join(map(str, idx[1:6]))}{', …' if len(idx) > 6 else ''})"
+                if len(idx) > 1
+                else ""
+            )
             + "; regenerate the data with `dvc repro -f generate`"
         )
 
@@ -36,11 +40,15 @@ def check_split(traj: Trajectories, cfg: DataConfig, split: str, path: Path) -> 
     check_finite(traj, path)
     x_expected = (np.arange(cfg.grid) + 0.5) * cfg.length / cfg.grid
     if not np.allclose(traj.x, x_expected, atol=1e-6 * cfg.length):
-        raise DataError(f"{path}: x-coordinate is not the cell centres of [0, {cfg.length}) with {cfg.grid} cells (spans {traj.x.min():.4g} … {traj.x.max():.4g})")
+        raise DataError(
+            f"{path}: x-coordinate is not the cell centres of [0, {cfg.length}) with {cfg.grid} cells (spans {traj.x.min():.4g} … {traj.x.max():.4g})"
+        )
     t_expected = np.linspace(0.0, cfg.t_final, cfg.frames)
     if not np.allclose(traj.t, t_expected, atol=1e-6 * cfg.t_final):
         raise DataError(f"{path}: t-coordinate is not 0 … {cfg.t_final} in {cfg.frames} frames")
-    unknown = sorted(set(np.round(traj.nu.astype(float), 8)) - set(np.round(np.asarray(cfg.nu, dtype=np.float32).astype(float), 8)))
+    unknown = sorted(
+        set(np.round(traj.nu.astype(float), 8)) - set(np.round(np.asarray(cfg.nu, dtype=np.float32).astype(float), 8))
+    )
     if unknown:
         raise DataError(f"{path}: holds ν = {unknown}, not in data.nu = {cfg.nu}; run `dvc repro generate`")
 
@@ -54,16 +62,24 @@ def check_disjoint(splits: dict[str, Trajectories]) -> None:
             if sa is not None and sb is not None:
                 shared = {tuple(r) for r in sa.tolist()} & {tuple(r) for r in sb.tolist()}
                 if shared:
-                    raise DataError(f"splits {a} and {b} share {len(shared)} trajectory seed(s), e.g. {sorted(shared)[0]}; regenerate the data")
+                    raise DataError(
+                        f"splits {a} and {b} share {len(shared)} trajectory seed(s), e.g. {sorted(shared)[0]}; regenerate the data"
+                    )
             ua = {row.tobytes() for row in splits[a].u[:, 0]}
             dup = [k for k, row in enumerate(splits[b].u[:, 0]) if row.tobytes() in ua]
             if dup:
-                raise DataError(f"splits {a} and {b} share initial conditions (e.g. {b} trajectory {dup[0]}); regenerate the data")
+                raise DataError(
+                    f"splits {a} and {b} share initial conditions (e.g. {b} trajectory {dup[0]}); regenerate the data"
+                )
 
 
 def check_normalization(stats: Normalization, train: Trajectories, path: Path) -> None:
     recomputed = Normalization.from_train(train.u)
-    if stats.source != "train" or not np.isclose(stats.mean, recomputed.mean, rtol=1e-5, atol=1e-7) or not np.isclose(stats.std, recomputed.std, rtol=1e-5):
+    if (
+        stats.source != "train"
+        or not np.isclose(stats.mean, recomputed.mean, rtol=1e-5, atol=1e-7)
+        or not np.isclose(stats.std, recomputed.std, rtol=1e-5)
+    ):
         raise DataError(
             f"{path}: statistics (mean {stats.mean:.6g}, std {stats.std:.6g}) are not those of the train split "
             f"(mean {recomputed.mean:.6g}, std {recomputed.std:.6g}); run `dvc repro -f generate`"

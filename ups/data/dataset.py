@@ -1,4 +1,4 @@
-"""Reading and writing trajectories in PDEBench's HDF5 layout (SPEC §3).
+"""Reading and writing trajectories in PDEBench's HDF5 layout.
 
 A file holds `tensor` (N, T, X) float32, `x-coordinate` (X), `t-coordinate` (T) and, for Burgers-S
 files, per-trajectory `nu` (N) and `seed` (N, 4), with provenance in the root attributes. Real PDEBench
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
 from ups.io import atomic_path
 
 SPLITS = ("train", "val", "test")
@@ -75,7 +76,9 @@ def _stride(n_in: int, n_out: int, kind: str, path: Path) -> int:
     """The subsampling stride from n_in to n_out points (kind "points") or frames (endpoints kept)."""
     if kind == "points":
         if n_out > n_in or n_in % n_out:
-            raise DataError(f"{path}: {n_in} points cannot be subsampled evenly to {n_out}; set data.grid to a divisor of {n_in}")
+            raise DataError(
+                f"{path}: {n_in} points cannot be subsampled evenly to {n_out}; set data.grid to a divisor of {n_in}"
+            )
         return n_in // n_out
     if n_out < 2 or n_out > n_in or (n_in - 1) % (n_out - 1):
         raise DataError(
@@ -104,7 +107,9 @@ def load_trajectories(
     with f:
         missing = [k for k in ("tensor", "x-coordinate", "t-coordinate") if k not in f]
         if missing:
-            raise DataError(f"{path}: missing dataset(s) {', '.join(missing)}; expected PDEBench's layout (tensor, x-coordinate, t-coordinate)")
+            raise DataError(
+                f"{path}: missing dataset(s) {', '.join(missing)}; expected PDEBench's layout (tensor, x-coordinate, t-coordinate)"
+            )
         x = np.asarray(f["x-coordinate"][...], dtype=np.float64)
         if x.min() < -0.5:
             if not allow_legacy_domain:
@@ -136,7 +141,9 @@ def load_trajectories(
                 raise DataError(f"{path}: no per-trajectory `nu` dataset and no `Nu<value>` in the file name; pass nu=")
             nus = np.full(n, value, dtype=np.float32)
         seeds = np.asarray(f["seed"][:n]) if "seed" in f else None
-    return Trajectories(u=u, x=x[::s_x].astype(np.float32), t=t[::s_t].astype(np.float32), nu=nus, seeds=seeds, source=str(path))
+    return Trajectories(
+        u=u, x=x[::s_x].astype(np.float32), t=t[::s_t].astype(np.float32), nu=nus, seeds=seeds, source=str(path)
+    )
 
 
 def load_split(data_dir: Path | str, split: str, data_cfg) -> Trajectories:

@@ -1,4 +1,4 @@
-"""Burgers-S: generate PDEBench-layout datasets with the reference solvers (SPEC §3).
+"""Burgers-S: generate PDEBench-layout datasets with the reference solvers.
 
 Each trajectory owns a seed derived from (data.seed, split, ν index, trajectory index) through
 `numpy.random.SeedSequence`, so splits are disjoint by construction, and any trajectory can be
@@ -39,7 +39,9 @@ def trajectory_seeds(seed: int, split: str, nu_index: int, count: int) -> np.nda
 
 
 def initial_conditions(seeds: np.ndarray, x: np.ndarray, length: float) -> np.ndarray:
-    return np.stack([sample_initial_condition(np.random.default_rng(np.random.SeedSequence(s.tolist())), x, length) for s in seeds])
+    return np.stack(
+        [sample_initial_condition(np.random.default_rng(np.random.SeedSequence(s.tolist())), x, length) for s in seeds]
+    )
 
 
 def _solve_chunk(args: tuple) -> np.ndarray:
@@ -59,7 +61,9 @@ def worker_count() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def generate_split(cfg: DataConfig, split: str, progress: tqdm | None = None, workers: int | None = None) -> Trajectories:
+def generate_split(
+    cfg: DataConfig, split: str, progress: tqdm | None = None, workers: int | None = None
+) -> Trajectories:
     """Solve every trajectory of one split on the fine grid and sample it to the stored grid."""
     count = cfg.split_size(split)
     fine, stored, length = cfg.solver.grid, cfg.grid, cfg.length
@@ -83,12 +87,12 @@ def generate_split(cfg: DataConfig, split: str, progress: tqdm | None = None, wo
         n_workers = min(workers or worker_count(), len(jobs))
         if n_workers > 1:
             with ProcessPoolExecutor(n_workers, mp_context=get_context("fork")) as pool:
-                for c, u in zip(chunks, pool.map(_solve_chunk, jobs)):
+                for c, u in zip(chunks, pool.map(_solve_chunk, jobs), strict=True):
                     result[c] = u
                     if progress is not None:
                         progress.update(len(c) * (cfg.frames - 1))
         else:
-            for c, job in zip(chunks, jobs):
+            for c, job in zip(chunks, jobs, strict=True):
                 result[c] = _solve_chunk(job)
                 if progress is not None:
                     progress.update(len(c) * (cfg.frames - 1))
@@ -128,7 +132,10 @@ def generate_dataset(cfg: DataConfig, out_dir: Path) -> dict:
                 "schemes": json.dumps({str(nu): choose_scheme(nu) for nu in cfg.nu}),
             }
             write_trajectories(split_path(out_dir, split), traj, attrs)
-            summary["splits"][split] = {"trajectories": int(traj.u.shape[0]), "max_abs_u": float(np.max(np.abs(traj.u)))}
+            summary["splits"][split] = {
+                "trajectories": int(traj.u.shape[0]),
+                "max_abs_u": float(np.max(np.abs(traj.u))),
+            }
             if split == "train":
                 Normalization.from_train(traj.u).save(stats_path(out_dir))
     summary["seconds"] = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""PDEBench's random initial conditions for 1D Burgers (SPEC §3).
+"""PDEBench's random initial conditions for 1D Burgers.
 
     u0(x) = sum_{i=1..4} A_i sin(2π k_i x / L + φ_i),   A_i ~ U(0, 1),  φ_i ~ U(0, 2π)
 
@@ -32,7 +32,9 @@ def sample_initial_condition(rng: np.random.Generator, x: np.ndarray, length: fl
     amplitudes = rng.uniform(0.0, 1.0, size=N_MODES)
     phases = rng.uniform(0.0, 2.0 * np.pi, size=N_MODES)
     modes = np.arange(1, N_MODES + 1, dtype=np.float64) * counts
-    u = np.sum(amplitudes[:, None] * np.sin(2.0 * np.pi * modes[:, None] * x[None, :] / length + phases[:, None]), axis=0)
+    u = np.sum(
+        amplitudes[:, None] * np.sin(2.0 * np.pi * modes[:, None] * x[None, :] / length + phases[:, None]), axis=0
+    )
     if rng.uniform() < 0.1:
         u = np.abs(u)
     u = u * rng.choice([-1.0, 1.0])

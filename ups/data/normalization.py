@@ -1,4 +1,4 @@
-"""Normalisation statistics, computed on the train split only and stored with the data (SPEC §3).
+"""Normalisation statistics, computed on the train split only and stored with the data.
 
 One scalar mean and standard deviation for the field u: Burgers is a scalar field whose dynamics are
 not translation-invariant in u (the wave speed is u itself), so per-point statistics would leak
@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ups.io import write_text_atomic
 
 

@@ -1,4 +1,4 @@
-"""Reference solvers for viscous Burgers on the periodic unit interval (SPEC §3).
+"""Reference solvers for viscous Burgers on the periodic unit interval.
 
     u_t + (u²/2)_x = ε u_xx,   ε = ν/π   (PDEBench's convention),   x ∈ [0, L), periodic.
 
@@ -127,7 +127,9 @@ def solve_spectral(
             v = E * v + Nv * f1 + 2.0 * (Na + Nb) * f2 + Nc * f3
         u = sfft.irfft(v, n=n, axis=-1, workers=_FFT_WORKERS)
         if not np.all(np.isfinite(u)):
-            raise FloatingPointError(f"spectral solver diverged before t={t_out[j]:.3g} (ν={nu}); lower data.solver.cfl")
+            raise FloatingPointError(
+                f"spectral solver diverged before t={t_out[j]:.3g} (ν={nu}); lower data.solver.cfl"
+            )
         out[:, j] = u
         u_max = float(np.max(np.abs(u)))
         if progress is not None:

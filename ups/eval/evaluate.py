@@ -1,4 +1,4 @@
-"""Every method on one split, in physical space, with its cost (SPEC §7).
+"""Every method on one split, in physical space, with its cost.
 
 Each method gets the same input frames (the first `eval.history` frames of each trajectory) and
 predicts the rest in physical units; metrics exclude the input frames. Methods:
@@ -45,7 +45,9 @@ class Prediction:
     extra: dict = field(default_factory=dict)
 
 
-def _batched(fn: Callable[[slice], torch.Tensor], n: int, batch_size: int, dim: int = 0, desc: str = "") -> tuple[torch.Tensor, float]:
+def _batched(
+    fn: Callable[[slice], torch.Tensor], n: int, batch_size: int, dim: int = 0, desc: str = ""
+) -> tuple[torch.Tensor, float]:
     """Run `fn` over slices of at most `batch_size` trajectories; concatenate along `dim`; time it."""
     parts = []
     started = time.perf_counter()
@@ -62,7 +64,9 @@ def persistence(u_in: torch.Tensor, steps: int) -> Prediction:
     return Prediction("persistence", pred, time.perf_counter() - started)
 
 
-def numerical_solver(u_in: torch.Tensor, nu: torch.Tensor, t: np.ndarray, history: int, cfg: Config, batch_size: int) -> Prediction:
+def numerical_solver(
+    u_in: torch.Tensor, nu: torch.Tensor, t: np.ndarray, history: int, cfg: Config, batch_size: int
+) -> Prediction:
     """The reference scheme on the stored grid, from the last input frame to the last frame."""
     t_out = np.asarray(t[history - 1 :], dtype=np.float64) - float(t[history - 1])
     u0 = u_in[:, -1].double().numpy()
@@ -76,16 +80,42 @@ def numerical_solver(u_in: torch.Tensor, nu: torch.Tensor, t: np.ndarray, histor
         for lo in range(0, len(rows), batch_size):
             idx = rows[lo : lo + batch_size]
             out[idx] = solve(u0[idx], float(value), t_out, length=cfg.data.length, cfl=cfg.data.solver.cfl)[:, 1:]
-    return Prediction("solver", torch.from_numpy(out), time.perf_counter() - started, extra={"scheme": "+".join(sorted(schemes)), "grid": int(u0.shape[-1])})
+    return Prediction(
+        "solver",
+        torch.from_numpy(out),
+        time.perf_counter() - started,
+        extra={"scheme": "+".join(sorted(schemes)), "grid": int(u0.shape[-1])},
+    )
 
 
-def operator(sim: Simulator, u_in: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, steps: int, batch_size: int, device: torch.device) -> Prediction:
+def operator(
+    sim: Simulator,
+    u_in: torch.Tensor,
+    x: torch.Tensor,
+    nu: torch.Tensor,
+    steps: int,
+    batch_size: int,
+    device: torch.device,
+) -> Prediction:
     xd = x.to(device)
-    pred, seconds = _batched(lambda s: sim.rollout(u_in[s].to(device), xd, nu[s].to(device), steps), len(u_in), batch_size, desc="operator")
+    pred, seconds = _batched(
+        lambda s: sim.rollout(u_in[s].to(device), xd, nu[s].to(device), steps), len(u_in), batch_size, desc="operator"
+    )
     return Prediction("operator", pred, seconds, nfe_per_step=1)
 
 
-def ensemble(name: str, sim: Simulator, corrector, members: int, u_in: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, steps: int, batch_size: int, device: torch.device) -> Prediction:
+def ensemble(
+    name: str,
+    sim: Simulator,
+    corrector,
+    members: int,
+    u_in: torch.Tensor,
+    x: torch.Tensor,
+    nu: torch.Tensor,
+    steps: int,
+    batch_size: int,
+    device: torch.device,
+) -> Prediction:
     """`members` sample paths of operator + corrector; the prediction is their mean."""
     gen = torch.Generator().manual_seed(SEED)
     xd = x.to(device)
@@ -93,13 +123,26 @@ def ensemble(name: str, sim: Simulator, corrector, members: int, u_in: torch.Ten
     def paths(s: slice) -> torch.Tensor:
         z0 = sim.encode(u_in[s, -sim.history :].to(device), xd)
         nus = nu[s].to(device)
-        return torch.stack([sim.decode(corrected_rollout(sim, corrector, z0, nus, steps, gen), xd) for _ in range(members)])
+        return torch.stack(
+            [sim.decode(corrected_rollout(sim, corrector, z0, nus, steps, gen), xd) for _ in range(members)]
+        )
 
     paths_all, seconds = _batched(paths, len(u_in), batch_size, dim=1, desc=name)
     return Prediction(name, paths_all.mean(0), seconds, nfe_per_step=1 + corrector.nfe, members=paths_all)
 
 
-def test_time_compute(sim: Simulator, corrector, cfg: Config, u_in: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, steps: int, dt: float, batch_size: int, device: torch.device) -> Prediction:
+def test_time_compute(
+    sim: Simulator,
+    corrector,
+    cfg: Config,
+    u_in: torch.Tensor,
+    x: torch.Tensor,
+    nu: torch.Tensor,
+    steps: int,
+    dt: float,
+    batch_size: int,
+    device: torch.device,
+) -> Prediction:
     gen = torch.Generator().manual_seed(SEED)
     xd = x.to(device)
     nfe = []
@@ -107,7 +150,19 @@ def test_time_compute(sim: Simulator, corrector, cfg: Config, u_in: torch.Tensor
     def run(s: slice) -> torch.Tensor:
         nus = nu[s].to(device)
         reward = physics_reward(cfg.ttc.reward, dt, cfg.data.length, nus)
-        pred, cost = ttc_rollout(sim, corrector, u_in[s].to(device), xd, nus, steps, reward, cfg.ttc.candidates, cfg.ttc.beam, cfg.ttc.horizon, gen)
+        pred, cost = ttc_rollout(
+            sim,
+            corrector,
+            u_in[s].to(device),
+            xd,
+            nus,
+            steps,
+            reward,
+            cfg.ttc.candidates,
+            cfg.ttc.beam,
+            cfg.ttc.horizon,
+            gen,
+        )
         nfe.append(cost["nfe_per_step"] * (s.stop - s.start))
         return pred
 
@@ -134,17 +189,38 @@ def method_report(p: Prediction, truth: torch.Tensor, batch_size: int, device: t
 def per_frame_rows(preds: dict[str, Prediction], truth: torch.Tensor, t: np.ndarray, history: int) -> list[dict]:
     """The per-frame nRMSE curve of each method: one row per predicted frame."""
     curves = {name: nrmse_per_frame(p.prediction.double(), truth.double()).mean(0) for name, p in preds.items()}
-    return [{"frame": history + i, "t": round(float(t[history + i]), 6), **{name: float(c[i]) for name, c in curves.items()}} for i in range(truth.shape[1])]
+    return [
+        {
+            "frame": history + i,
+            "t": round(float(t[history + i]), 6),
+            **{name: float(c[i]) for name, c in curves.items()},
+        }
+        for i in range(truth.shape[1])
+    ]
 
 
-def terminal_report(steady_prior, sim: Simulator, traj: Trajectories, operator_pred: torch.Tensor, persistence_pred: torch.Tensor, t_final: float, device: torch.device) -> dict:
+def terminal_report(
+    steady_prior,
+    sim: Simulator,
+    traj: Trajectories,
+    operator_pred: torch.Tensor,
+    persistence_pred: torch.Tensor,
+    t_final: float,
+    device: torch.device,
+) -> dict:
     """The steady prior's terminal frame from the first frame and ν, next to the operator's last frame."""
     u, x, nu = torch.from_numpy(traj.u), torch.from_numpy(traj.x), torch.from_numpy(traj.nu)
     started = time.perf_counter()
     with torch.no_grad():
         xd = x.to(device)
         z0 = sim.encode(u[:, :1].to(device), xd)[:, 0]
-        pred = sim.decode(steady_prior(z0, nu.to(device), torch.full((len(u),), t_final, device=device))[:, None], xd)[:, 0].float().cpu()
+        pred = (
+            sim.decode(steady_prior(z0, nu.to(device), torch.full((len(u),), t_final, device=device))[:, None], xd)[
+                :, 0
+            ]
+            .float()
+            .cpu()
+        )
     seconds = time.perf_counter() - started
     final = u[:, -1]
     return {
@@ -155,7 +231,9 @@ def terminal_report(steady_prior, sim: Simulator, traj: Trajectories, operator_p
     }
 
 
-def split_inputs(traj: Trajectories, history: int, limit: int = 0, frames: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def split_inputs(
+    traj: Trajectories, history: int, limit: int = 0, frames: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(inputs (B, H, X), truth without inputs (B, F, X), x, nu), on the first `limit` trajectories (0 = all)."""
     n = limit or len(traj)
     u = torch.from_numpy(traj.u[:n])

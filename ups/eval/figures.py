@@ -1,4 +1,4 @@
-"""Space-time pictures of predicted vs true fields (SPEC §7), written as PNG for `dvc plots show`."""
+"""Space-time pictures of predicted vs true fields, written as PNG for `dvc plots show`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
 from ups.io import atomic_path  # noqa: E402
 
 
@@ -26,10 +27,19 @@ def space_time_png(path: Path | str, x: np.ndarray, t: np.ndarray, fields: dict[
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0), sharey=True, constrained_layout=True)
     axes = np.atleast_1d(axes)
     extent = (float(x[0]), float(x[-1]), float(t[0]), float(t[-1]))
-    for ax, (name, field) in zip(axes, panels.items()):
+    for ax, (name, field) in zip(axes, panels.items(), strict=True):
         is_error = name in errors
         lim = emax if is_error else vmax
-        im = ax.imshow(field, origin="lower", aspect="auto", extent=extent, cmap="PuOr" if is_error else "RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        im = ax.imshow(
+            field,
+            origin="lower",
+            aspect="auto",
+            extent=extent,
+            cmap="PuOr" if is_error else "RdBu_r",
+            vmin=-lim,
+            vmax=lim,
+            interpolation="nearest",
+        )
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("x")
         fig.colorbar(im, ax=ax, shrink=0.8)

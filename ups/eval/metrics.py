@@ -1,4 +1,4 @@
-"""Physical-space error metrics in PDEBench's definitions (SPEC §7).
+"""Physical-space error metrics in PDEBench's definitions.
 
 Every function takes predictions and truth of shape (B, F, X): B trajectories, F predicted frames
 (the input frames already excluded, see `exclude_inputs`), X points on the periodic grid.
@@ -54,9 +54,14 @@ def frmse(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
 
 
 def pdebench_metrics(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
-    """All of SPEC §7's field metrics for one method: nrmse, rmse, max_error, crmse, frmse_{band}."""
+    """Every field metric of one method: nrmse, rmse, max_error, crmse, frmse_{band}."""
     pred, true = pred.double(), true.double()
-    out = {"nrmse": nrmse(pred, true), "rmse": rmse(pred, true), "max_error": max_error(pred, true), "crmse": crmse(pred, true)}
+    out = {
+        "nrmse": nrmse(pred, true),
+        "rmse": rmse(pred, true),
+        "max_error": max_error(pred, true),
+        "crmse": crmse(pred, true),
+    }
     out.update({f"frmse_{band}": v for band, v in frmse(pred, true).items()})
     out["one_step_nrmse"] = nrmse(pred[:, :1], true[:, :1])
     out["final_frame_nrmse"] = nrmse(pred[:, -1:], true[:, -1:])

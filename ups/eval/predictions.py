@@ -1,4 +1,4 @@
-"""The full evaluation's predictions as HDF5, so that anyone can recompute every metric (SPEC §7).
+"""The full evaluation's predictions as HDF5, so that anyone can recompute every metric.
 
 Layout of `eval_full`'s file:
 
@@ -25,7 +25,17 @@ from ups.eval.metrics import ensemble_scores, pdebench_metrics
 from ups.io import atomic_path
 
 
-def write_predictions(path: Path | str, split: str, inputs: torch.Tensor, target: torch.Tensor, x: torch.Tensor, t: np.ndarray, nu: torch.Tensor, predictions: dict, skipped: str | None = None) -> None:
+def write_predictions(
+    path: Path | str,
+    split: str,
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    x: torch.Tensor,
+    t: np.ndarray,
+    nu: torch.Tensor,
+    predictions: dict,
+    skipped: str | None = None,
+) -> None:
     """Write atomically; `predictions` maps a method to its `Prediction`. `skipped` records why it is empty."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["split"] = split
@@ -42,7 +52,9 @@ def write_predictions(path: Path | str, split: str, inputs: torch.Tensor, target
             g["prediction"] = p.prediction.float().numpy()
             g["target"] = f["target"]  # a hard link: the truth is stored once
             if p.members is not None:
-                g.create_dataset("members", data=p.members.float().numpy(), compression="gzip", compression_opts=4, shuffle=True)
+                g.create_dataset(
+                    "members", data=p.members.float().numpy(), compression="gzip", compression_opts=4, shuffle=True
+                )
             for key, value in p.extra.items():
                 g.attrs[key] = value
 
@@ -72,10 +84,14 @@ def recompute(path: Path | str) -> dict[str, dict[str, float]]:
             g = f[name]
             pred, target = torch.from_numpy(g["prediction"][()]), torch.from_numpy(g["target"][()])
             if pred.shape != target.shape:
-                raise DataError(f"{path}: {name}/prediction has shape {tuple(pred.shape)}, the target {tuple(target.shape)}; {rerun}")
+                raise DataError(
+                    f"{path}: {name}/prediction has shape {tuple(pred.shape)}, the target {tuple(target.shape)}; {rerun}"
+                )
             bad = int((~torch.isfinite(pred)).sum())
             if bad:
-                raise DataError(f"{path}: {name}/prediction holds {bad} non-finite values (NaN or Inf); its metrics are undefined")
+                raise DataError(
+                    f"{path}: {name}/prediction holds {bad} non-finite values (NaN or Inf); its metrics are undefined"
+                )
             out[name] = pdebench_metrics(pred, target)
             if "members" in g:
                 out[name].update(ensemble_scores(torch.from_numpy(g["members"][()]), target))

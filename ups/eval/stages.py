@@ -45,7 +45,14 @@ def eval_small(cfg: Config, data_dir: Path, autoencoder: Path, operator: Path, o
         "input_frames": h,
         "horizon": steps,
         "methods": methods,
-        "proxy": {"method": "operator", "nrmse": op, "ratio_to_persistence": op / pers, "passed": not failures(checks), "failures": failures(checks), "checks": checks},
+        "proxy": {
+            "method": "operator",
+            "nrmse": op,
+            "ratio_to_persistence": op / pers,
+            "passed": not failures(checks),
+            "failures": failures(checks),
+            "checks": checks,
+        },
     }
     write_json_atomic(out, report)
     return report
@@ -53,7 +60,9 @@ def eval_small(cfg: Config, data_dir: Path, autoencoder: Path, operator: Path, o
 
 def _load_checkpoint(name: str, path: Path, model_class, device):
     if not Path(path).exists():
-        raise StageError(f"eval_full: checkpoint {path} for method {name!r} is missing; run `dvc repro` so the training stages write it")
+        raise StageError(
+            f"eval_full: checkpoint {path} for method {name!r} is missing; run `dvc repro` so the training stages write it"
+        )
     return model_class.from_checkpoint(path, device)
 
 
@@ -73,21 +82,18 @@ def _clear_images(folder: Path) -> None:
         old.unlink()
 
 
-def eval_full(cfg: Config, data_dir: Path, checkpoints: dict[str, Path], small_report: Path, out: Path, per_frame: Path, images: Path, predictions: Path) -> dict:
-    """Every method on test, full horizon; skipped (and saying why) when the proxy gate failed."""
-    small = read_stage_json(small_report, "eval_small", ("proxy",))
-    _clear_images(Path(images))
-    if not small["proxy"]["passed"]:
-        reason = "the proxy gate (eval_small) failed: " + "; ".join(small["proxy"]["failures"])
-        report = {"skipped": True, "reason": reason, "proxy": small["proxy"]}
-        write_json_atomic(out, report)
-        _write_per_frame(per_frame, [])
-        message_png(Path(images) / "skipped.png", f"eval_full skipped: {reason}")
-        write_predictions(predictions, "test", None, None, None, None, None, {}, skipped=reason)
-        return report
+def _skip(reason: str, proxy: dict, out: Path, per_frame: Path, images: Path, predictions: Path) -> dict:
+    """eval_full's outputs when the proxy gate failed: each says why, so nothing stale remains."""
+    report = {"skipped": True, "reason": reason, "proxy": proxy}
+    write_json_atomic(out, report)
+    _write_per_frame(per_frame, [])
+    message_png(Path(images) / "skipped.png", f"eval_full skipped: {reason}")
+    write_predictions(predictions, "test", None, None, None, None, None, {}, skipped=reason)
+    return report
 
-    device = pick_device(cfg.runtime)
-    traj = load_split(data_dir, "test", cfg.data)
+
+def _predict(cfg: Config, traj, checkpoints: dict[str, Path], device) -> tuple[dict, Simulator, SteadyPrior]:
+    """Every method's prediction of the test split's frames after the `eval.history` inputs."""
     h, b = cfg.eval.history, cfg.eval.batch_size
     u_in, truth, x, nu = ev.split_inputs(traj, h)
     steps = truth.shape[1]
@@ -95,44 +101,82 @@ def eval_full(cfg: Config, data_dir: Path, checkpoints: dict[str, Path], small_r
     diffusion = _load_checkpoint("diffusion", checkpoints["diff_residual"], DiffusionResidual, device)
     student = _load_checkpoint("consistency", checkpoints["consistency"], ConsistencyStudent, device)
     prior = _load_checkpoint("steady_prior", checkpoints["steady_prior"], SteadyPrior, device)
-
+    members = cfg.diffusion.ensemble
     preds = {
         "persistence": ev.persistence(u_in, steps),
         "solver": ev.numerical_solver(u_in, nu, traj.t, h, cfg, b),
         "operator": ev.operator(sim, u_in, x, nu, steps, b, device),
-        "diffusion": ev.ensemble("diffusion", sim, diffusion, cfg.diffusion.ensemble, u_in, x, nu, steps, b, device),
-        "consistency": ev.ensemble("consistency", sim, student, cfg.diffusion.ensemble, u_in, x, nu, steps, b, device),
+        "diffusion": ev.ensemble("diffusion", sim, diffusion, members, u_in, x, nu, steps, b, device),
+        "consistency": ev.ensemble("consistency", sim, student, members, u_in, x, nu, steps, b, device),
     }
     if cfg.eval.full.ttc:
         preds["ttc"] = ev.test_time_compute(sim, student, cfg, u_in, x, nu, steps, traj.dt, b, device)
+    return preds, sim, prior
+
+
+def _headline(method: str, methods: dict) -> dict:
+    """The gate's method against persistence and the solver, and the best learned method."""
+    head, pers = methods[method], methods["persistence"]["nrmse"]
+    learned = [m for m in methods if m not in ("persistence", "solver")]
+    return {
+        "method": method,
+        "nrmse": head["nrmse"],
+        "persistence_nrmse": pers,
+        "ratio_to_persistence": head["nrmse"] / pers,
+        "solver_nrmse": methods["solver"]["nrmse"],
+        "operator_nrmse": methods["operator"]["nrmse"],
+        "best_method": min(learned, key=lambda m: methods[m]["nrmse"]),
+    }
+
+
+def _example_pictures(cfg: Config, traj, preds: dict, truth, nu, images: Path) -> None:
+    """Space-time pictures of the first `eval.examples` test trajectories: truth, the gate's method
+    (and the operator when that is another method), and their errors."""
+    h, method = cfg.eval.history, cfg.gate.method
+    t_pred = np.asarray(traj.t[h:])
+    for i in range(min(cfg.eval.examples, len(truth))):
+        fields = {"true": truth[i].numpy(), method: preds[method].prediction[i].numpy()}
+        if method != "operator":
+            fields["operator"] = preds["operator"].prediction[i].numpy()
+        title = f"test trajectory {i}, ν = {float(nu[i]):g}: frames {h}…{h + len(t_pred) - 1}"
+        space_time_png(Path(images) / f"trajectory_{i:03d}.png", traj.x, t_pred, fields, title)
+
+
+def eval_full(
+    cfg: Config,
+    data_dir: Path,
+    checkpoints: dict[str, Path],
+    small_report: Path,
+    out: Path,
+    per_frame: Path,
+    images: Path,
+    predictions: Path,
+) -> dict:
+    """Every method on test, full horizon; skipped (and saying why) when the proxy gate failed."""
+    small = read_stage_json(small_report, "eval_small", ("proxy",))
+    _clear_images(Path(images))
+    if not small["proxy"]["passed"]:
+        reason = "the proxy gate (eval_small) failed: " + "; ".join(small["proxy"]["failures"])
+        return _skip(reason, small["proxy"], out, per_frame, images, predictions)
+    device = pick_device(cfg.runtime)
+    traj = load_split(data_dir, "test", cfg.data)
+    h, b = cfg.eval.history, cfg.eval.batch_size
+    u_in, truth, x, nu = ev.split_inputs(traj, h)
+    preds, sim, prior = _predict(cfg, traj, checkpoints, device)
     methods = {name: ev.method_report(p, truth, b, device) for name, p in preds.items()}
-    head = methods[cfg.gate.method]
-    pers = methods["persistence"]["nrmse"]
+    operator, persistence = preds["operator"].prediction, preds["persistence"].prediction
     report = {
         "skipped": False,
         "split": "test",
         "trajectories": len(u_in),
         "input_frames": h,
-        "frames_predicted": steps,
-        "headline": {
-            "method": cfg.gate.method,
-            "nrmse": head["nrmse"],
-            "persistence_nrmse": pers,
-            "ratio_to_persistence": head["nrmse"] / pers,
-            "solver_nrmse": methods["solver"]["nrmse"],
-            "operator_nrmse": methods["operator"]["nrmse"],
-            "best_method": min((m for m in methods if m not in ("persistence", "solver")), key=lambda m: methods[m]["nrmse"]),
-        },
+        "frames_predicted": truth.shape[1],
+        "headline": _headline(cfg.gate.method, methods),
         "methods": methods,
-        "terminal": ev.terminal_report(prior, sim, traj, preds["operator"].prediction, preds["persistence"].prediction, cfg.data.t_final, device),
+        "terminal": ev.terminal_report(prior, sim, traj, operator, persistence, cfg.data.t_final, device),
     }
     write_json_atomic(out, report)
     _write_per_frame(per_frame, ev.per_frame_rows(preds, truth, traj.t, h))
     write_predictions(predictions, "test", u_in, truth, x, traj.t, nu, preds)
-    t_pred = np.asarray(traj.t[h:])
-    for i in range(min(cfg.eval.examples, len(u_in))):
-        fields = {"true": truth[i].numpy(), cfg.gate.method: preds[cfg.gate.method].prediction[i].numpy()}
-        if cfg.gate.method != "operator":
-            fields["operator"] = preds["operator"].prediction[i].numpy()
-        space_time_png(Path(images) / f"trajectory_{i:03d}.png", traj.x, t_pred, fields, f"test trajectory {i}, ν = {float(nu[i]):g}: frames {h}…{h + steps - 1}")
+    _example_pictures(cfg, traj, preds, truth, nu, images)
     return report

@@ -19,7 +19,14 @@ from ups.inference.stochastic import corrected_rollout, physics_reward, ttc_roll
 from ups.models.diffusion import ConsistencyStudent, DiffusionResidual
 
 
-def ttc_report(cfg: Config, data_dir: Path, checkpoints: Path, split: str = "val", corrector_name: str = "consistency", limit: int | None = None) -> dict:
+def ttc_report(
+    cfg: Config,
+    data_dir: Path,
+    checkpoints: Path,
+    split: str = "val",
+    corrector_name: str = "consistency",
+    limit: int | None = None,
+) -> dict:
     checkpoints = Path(checkpoints)
     sim = Simulator.from_checkpoints(checkpoints / "autoencoder.pt", checkpoints / "operator.pt")
     if corrector_name == "consistency":
@@ -37,7 +44,19 @@ def ttc_report(cfg: Config, data_dir: Path, checkpoints: Path, split: str = "val
     single = sim.decode(corrected_rollout(sim, corrector, z0, nu, steps, torch.Generator().manual_seed(0)), x)
     single_seconds = time.perf_counter() - started
     reward = physics_reward(cfg.ttc.reward, traj.dt, cfg.data.length, nu)
-    pred, cost = ttc_rollout(sim, corrector, u[:, :h], x, nu, steps, reward, cfg.ttc.candidates, cfg.ttc.beam, cfg.ttc.horizon, torch.Generator().manual_seed(0))
+    pred, cost = ttc_rollout(
+        sim,
+        corrector,
+        u[:, :h],
+        x,
+        nu,
+        steps,
+        reward,
+        cfg.ttc.candidates,
+        cfg.ttc.beam,
+        cfg.ttc.horizon,
+        torch.Generator().manual_seed(0),
+    )
     return {
         "split": split,
         "trajectories": len(u),

@@ -1,7 +1,7 @@
 """Roll the latent model out in physical space: the API evaluation and users share.
 
-    sim = Simulator.from_checkpoints("checkpoints/autoencoder.pt", "checkpoints/operator.pt")
-    u = sim.rollout(u_history, x, nu, steps=40)   # (B, H, X) physical → (B, steps, X) physical
+sim = Simulator.from_checkpoints("checkpoints/autoencoder.pt", "checkpoints/operator.pt")
+u = sim.rollout(u_history, x, nu, steps=40)   # (B, H, X) physical → (B, steps, X) physical
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ class Simulator:
         return unroll(lambda window: self.step(window, nu), z_history, self.history, steps)
 
     @torch.no_grad()
-    def rollout(self, u_history: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, steps: int, query: torch.Tensor | None = None) -> torch.Tensor:
+    def rollout(
+        self, u_history: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, steps: int, query: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Physical input frames (B, ≥H, X) at x → physical predictions (B, steps, P) at `query` (default x)."""
         z = self.encode(u_history[:, -self.history :], x)
         return self.decode(self.rollout_latent(z, nu, steps), x if query is None else query)

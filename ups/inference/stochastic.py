@@ -28,7 +28,9 @@ class Corrector(Protocol):
     r_std: torch.Tensor
     nfe: int
 
-    def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor: ...
+    def sample(
+        self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None
+    ) -> torch.Tensor: ...
 
 
 # (u_prev (N, X), u_next (N, X), step index, trajectory index of each row (N,)) → reward (N,), higher is better
@@ -36,7 +38,9 @@ Reward = Callable[[torch.Tensor, torch.Tensor, int, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def corrected_step(sim: Simulator, corrector: Corrector | None, window: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+def corrected_step(
+    sim: Simulator, corrector: Corrector | None, window: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None
+) -> torch.Tensor:
     z_op = sim.step(window, nu)
     if corrector is None:
         return z_op
@@ -45,7 +49,14 @@ def corrected_step(sim: Simulator, corrector: Corrector | None, window: torch.Te
 
 
 @torch.no_grad()
-def corrected_rollout(sim: Simulator, corrector: Corrector | None, z_history: torch.Tensor, nu: torch.Tensor, steps: int, gen: torch.Generator | None = None) -> torch.Tensor:
+def corrected_rollout(
+    sim: Simulator,
+    corrector: Corrector | None,
+    z_history: torch.Tensor,
+    nu: torch.Tensor,
+    steps: int,
+    gen: torch.Generator | None = None,
+) -> torch.Tensor:
     """(B, ≥H, T, D) → (B, steps, T, D): one sample path of operator + corrector."""
     return unroll(lambda window: corrected_step(sim, corrector, window, nu, gen), z_history, sim.history, steps)
 
@@ -70,6 +81,22 @@ def physics_reward(weights: RewardWeights, dt: float, length: float, nu: torch.T
         return -(weights.residual * residual + weights.conservation * conservation + weights.energy * energy_gain)
 
     return reward
+
+
+@torch.no_grad()
+def _look_ahead(
+    sim, corrector, score, window, u_prev, x, nu, rows, step: int, ahead: int, reward: Reward, gen
+) -> tuple[torch.Tensor, int]:
+    """`score` plus the rewards of `ahead` further corrected steps from each candidate (one sample path
+    each), and the network evaluations they took."""
+    nfe = 0
+    for k in range(1, ahead + 1):
+        nxt = corrected_step(sim, corrector, window, nu[rows], gen)
+        nfe += len(window) * (1 + corrector.nfe)
+        u_nxt = sim.decode(nxt[:, None], x)[:, 0]
+        score = score + reward(u_prev, u_nxt, step + k, rows)
+        window, u_prev = torch.cat([window[:, 1:], nxt[:, None]], dim=1), u_nxt
+    return score, nfe
 
 
 @torch.no_grad()
@@ -104,22 +131,28 @@ def ttc_rollout(
         nfe += n * (1 + corrector.nfe)  # the operator and the corrector, for every candidate
         u_first = sim.decode(first[:, None], x)[:, 0]
         prev = u_last[:, :kept].repeat_interleave(candidates, dim=1).reshape(n, -1)
-        path_score = cumulative[:, :kept].repeat_interleave(candidates, dim=1).reshape(n) + reward(prev, u_first, step, rows)
-        score = path_score.clone()  # ranking: the path so far plus the look-ahead
-        look_window = torch.cat([w[:, 1:], first[:, None]], dim=1)
-        look_prev = u_first
-        for ahead in range(1, min(horizon, steps - step)):
-            nxt = corrected_step(sim, corrector, look_window, nu[rows], gen)
-            nfe += n * (1 + corrector.nfe)
-            u_nxt = sim.decode(nxt[:, None], x)[:, 0]
-            score = score + reward(look_prev, u_nxt, step + ahead, rows)
-            look_window, look_prev = torch.cat([look_window[:, 1:], nxt[:, None]], dim=1), u_nxt
+        path_score = cumulative[:, :kept].repeat_interleave(candidates, dim=1).reshape(n) + reward(
+            prev, u_first, step, rows
+        )
+        window = torch.cat([w[:, 1:], first[:, None]], dim=1)
+        ahead = min(horizon, steps - step) - 1
+        # ranking: the path so far plus the look-ahead
+        score, look_nfe = _look_ahead(
+            sim, corrector, path_score.clone(), window, u_first, x, nu, rows, step, ahead, reward, gen
+        )
+        nfe += look_nfe
         new_kept = min(beam, kept * candidates)
         best = score.reshape(b, kept * candidates).topk(new_kept, dim=1).indices  # per trajectory
         flat = best + (torch.arange(b, device=best.device) * kept * candidates)[:, None]
         parents = best // candidates
-        new_windows = torch.cat([w[:, 1:], first[:, None]], dim=1)[flat.flatten()].reshape(b, new_kept, *windows.shape[2:])
-        new_paths = torch.cat([paths[:, :kept].gather(1, parents[:, :, None, None].expand(-1, -1, *paths.shape[2:])), u_first[flat.flatten()].reshape(b, new_kept, 1, -1)], dim=2)
+        new_windows = window[flat.flatten()].reshape(b, new_kept, *windows.shape[2:])
+        new_paths = torch.cat(
+            [
+                paths[:, :kept].gather(1, parents[:, :, None, None].expand(-1, -1, *paths.shape[2:])),
+                u_first[flat.flatten()].reshape(b, new_kept, 1, -1),
+            ],
+            dim=2,
+        )
         windows = torch.cat([new_windows, windows[:, new_kept:]], dim=1) if new_kept < beam else new_windows
         paths = new_paths
         u_last = u_first[flat.flatten()].reshape(b, new_kept, -1)

@@ -45,7 +45,9 @@ class _Normalized(nn.Module):
 
 
 class Encoder(_Normalized):
-    def __init__(self, latent: LatentConfig, cfg: EncoderConfig, mean: float, std: float, length: float, points_per_token: int):
+    def __init__(
+        self, latent: LatentConfig, cfg: EncoderConfig, mean: float, std: float, length: float, points_per_token: int
+    ):
         super().__init__(mean, std, length, latent.tokens)
         self.local_modes = math.ceil(points_per_token / 2)  # derived: enough moments for the stored grid
         moments = 1 + 2 * self.local_modes
@@ -58,13 +60,20 @@ class Encoder(_Normalized):
         """u (B, P) physical values at points x (P,) → latent tokens (B, T, D)."""
         index, s = self.locate(x)
         un = ((u - self.mean) / self.std)[..., None]
-        basis = torch.cat([torch.ones_like(s)[:, None], fourier_features(s, self.local_modes)], dim=-1).to(u.dtype)  # (P, M)
+        basis = torch.cat([torch.ones_like(s)[:, None], fourier_features(s, self.local_modes)], dim=-1).to(
+            u.dtype
+        )  # (P, M)
         basis = basis[None].expand(u.shape[0], -1, -1)
         feats = torch.cat([self.point(torch.cat([un, basis], dim=-1)), un * basis], dim=-1)  # (B, P, W + M)
         counts = torch.bincount(index, minlength=self.tokens).to(feats.dtype)
         if bool((counts == 0).any()):
-            raise ValueError(f"every token span needs at least one point; tokens {torch.nonzero(counts == 0).flatten().tolist()} have none")
-        pooled = feats.new_zeros(u.shape[0], self.tokens, feats.shape[-1]).index_add_(1, index, feats) / counts[None, :, None]
+            raise ValueError(
+                f"every token span needs at least one point; tokens {torch.nonzero(counts == 0).flatten().tolist()} have none"
+            )
+        pooled = (
+            feats.new_zeros(u.shape[0], self.tokens, feats.shape[-1]).index_add_(1, index, feats)
+            / counts[None, :, None]
+        )
         h = self.mix(self.lift(pooled).transpose(1, 2)).transpose(1, 2)
         return self.out(h)
 
@@ -88,7 +97,9 @@ class Decoder(_Normalized):
         h = self.mix(self.lift(z.transpose(1, 2))).transpose(1, 2)  # (B, T, W)
         neighbours = torch.cat([h.roll(1, dims=1), h, h.roll(-1, dims=1)], dim=-1)  # (B, T, 3W)
         index, s = self.locate(x)
-        basis = torch.cat([torch.ones_like(s)[:, None], fourier_features(s, self.fourier)], dim=-1).to(z.dtype)  # (P, K)
+        basis = torch.cat([torch.ones_like(s)[:, None], fourier_features(s, self.fourier)], dim=-1).to(
+            z.dtype
+        )  # (P, K)
         local = torch.cat([s[:, None].to(z.dtype), basis[:, 1:]], dim=-1)
         hidden = nn.functional.gelu(self.token_in(neighbours)[:, index] + self.point_in(local)[None])
         out = self.head(hidden)[..., 0] + (self.token_coef(neighbours)[:, index] * basis[None]).sum(-1)
@@ -98,7 +109,16 @@ class Decoder(_Normalized):
 class Autoencoder(SpecModel):
     kind = "autoencoder"
 
-    def __init__(self, latent: LatentConfig, enc: EncoderConfig, dec: DecoderConfig, mean: float, std: float, length: float, points_per_token: int):
+    def __init__(
+        self,
+        latent: LatentConfig,
+        enc: EncoderConfig,
+        dec: DecoderConfig,
+        mean: float,
+        std: float,
+        length: float,
+        points_per_token: int,
+    ):
         super().__init__()
         self.encoder = Encoder(latent, enc, mean, std, length, points_per_token)
         self.decoder = Decoder(latent, dec, mean, std, length)
@@ -109,15 +129,25 @@ class Autoencoder(SpecModel):
     def config_spec(cls, cfg: Config, mean: float = 0.0, std: float = 1.0) -> dict:
         """The spec for data of train-split mean and std (the normalisation saved with the weights)."""
         return cls._spec(
-            latent=asdict(cfg.latent), encoder=asdict(cfg.encoder), decoder=asdict(cfg.decoder), mean=mean, std=std,
-            length=cfg.data.length, points_per_token=cfg.data.grid // cfg.latent.tokens,
+            latent=asdict(cfg.latent),
+            encoder=asdict(cfg.encoder),
+            decoder=asdict(cfg.decoder),
+            mean=mean,
+            std=std,
+            length=cfg.data.length,
+            points_per_token=cfg.data.grid // cfg.latent.tokens,
         )
 
     @classmethod
     def _build(cls, spec: dict) -> "Autoencoder":
         return cls(
-            LatentConfig(**spec["latent"]), EncoderConfig(**spec["encoder"]), DecoderConfig(**spec["decoder"]),
-            spec["mean"], spec["std"], spec["length"], spec["points_per_token"],
+            LatentConfig(**spec["latent"]),
+            EncoderConfig(**spec["encoder"]),
+            DecoderConfig(**spec["decoder"]),
+            spec["mean"],
+            spec["std"],
+            spec["length"],
+            spec["points_per_token"],
         )
 
     def forward(self, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ class SpecModel(nn.Module):
     def from_spec(cls: type[M], spec: dict) -> M:
         """A freshly initialised model of this spec (random weights, drawn from torch's global RNG)."""
         model = cls._build(spec)
-        model.spec = {k: v for k, v in spec.items() if k not in checkpoints.SAVED_BESIDE_SPEC}
+        model.spec = {k: v for k, v in spec.items() if k not in checkpoints.CHECKPOINT_EXTRAS}
         return model
 
     @classmethod

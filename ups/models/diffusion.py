@@ -41,13 +41,17 @@ def noise_levels(steps: int, min_noise: float, schedule: str) -> torch.Tensor:
 
 def residual_denoiser(latent: LatentConfig, width: int, depth: int, heads: int, mlp_ratio: float) -> ConditionedStack:
     """F: [noisy residual, operator prediction] per token, conditioned on log σ, log Δt, log ν → residual estimate."""
-    return ConditionedStack(2 * latent.dim, latent.dim, width, latent.tokens, depth, heads, mlp_ratio, conditions=("sigma", "dt", "nu"))
+    return ConditionedStack(
+        2 * latent.dim, latent.dim, width, latent.tokens, depth, heads, mlp_ratio, conditions=("sigma", "dt", "nu")
+    )
 
 
 def _evaluate(net: ConditionedStack, x, sigma, z_op, dt, nu) -> torch.Tensor:
     """EDM's preconditioned denoiser D(x; σ) = c_skip x + c_out F(c_in x, …)."""
     c_skip, c_out, c_in = _precondition(sigma)
-    return c_skip * x + c_out * net(torch.cat([c_in * x, z_op], dim=-1), sigma=torch.log(sigma), dt=torch.log(dt), nu=torch.log(nu))
+    return c_skip * x + c_out * net(
+        torch.cat([c_in * x, z_op], dim=-1), sigma=torch.log(sigma), dt=torch.log(dt), nu=torch.log(nu)
+    )
 
 
 def _precondition(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -78,10 +82,14 @@ class DiffusionResidual(SpecModel):
         """Network evaluations per sample: one per noise level."""
         return len(self.levels)
 
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+    def denoise(
+        self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor
+    ) -> torch.Tensor:
         return _evaluate(self.net, x, sigma, z_op, dt, nu)
 
-    def loss(self, r: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    def loss(
+        self, r: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator
+    ) -> torch.Tensor:
         """EDM denoising loss at noise levels drawn from the sampler's K levels."""
         k = torch.randint(0, len(self.levels), (r.shape[0],), generator=gen, device=generator_device(gen))
         sigma = self.levels[k]
@@ -91,36 +99,47 @@ class DiffusionResidual(SpecModel):
         return (weight[:, None, None] * err).mean()
 
     @torch.no_grad()
-    def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None, deterministic: bool = False, start: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        z_op: torch.Tensor,
+        dt: torch.Tensor,
+        nu: torch.Tensor,
+        gen: torch.Generator | None = None,
+        deterministic: bool = False,
+        start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """A residual sample (normalised units) in K network evaluations.
 
         Stochastic: each estimate is re-noised to the next level with fresh noise. Deterministic: the
         DDIM-like update x ← x̂ + σ_next (x − x̂)/σ, a function of the starting noise `start` alone.
         """
-        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
-        for i, sigma in enumerate(self.levels):
-            s = sigma.expand(z_op.shape[0])
-            estimate = self.denoise(x, s, z_op, dt, nu)
-            if i == len(self.levels) - 1:
-                return estimate
-            nxt = self.levels[i + 1]
-            if deterministic:
-                x = estimate + nxt * (x - estimate) / sigma
-            else:
-                x = estimate + nxt * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
-        return x
+        x = (
+            start
+            if start is not None
+            else SIGMA_MAX * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
+        )
+        return self._walk(x, z_op, dt, nu, gen, deterministic)[1]
 
-    @torch.no_grad()
-    def teacher_trajectory(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, start: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The deterministic sampler's states x at each level, and its final output."""
-        x, states = start, []
+    def _walk(self, x, z_op, dt, nu, gen, deterministic: bool) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The sampler's states x at each of the K levels, and its final estimate."""
+        states = []
         for i, sigma in enumerate(self.levels):
             states.append(x)
             estimate = self.denoise(x, sigma.expand(z_op.shape[0]), z_op, dt, nu)
-            if i == len(self.levels) - 1:
-                return states, estimate
-            x = estimate + self.levels[i + 1] * (x - estimate) / sigma
-        raise AssertionError("unreachable")
+            if i + 1 < len(self.levels):
+                nxt = self.levels[i + 1]
+                if deterministic:
+                    x = estimate + nxt * (x - estimate) / sigma
+                else:
+                    x = estimate + nxt * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
+        return states, estimate
+
+    @torch.no_grad()
+    def teacher_trajectory(
+        self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, start: torch.Tensor
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The deterministic sampler's states x at each level, and its final output."""
+        return self._walk(start, z_op, dt, nu, None, deterministic=True)
 
 
 class ConsistencyStudent(SpecModel):
@@ -137,7 +156,9 @@ class ConsistencyStudent(SpecModel):
 
     @classmethod
     def config_spec(cls, cfg: Config) -> dict:
-        return cls._spec(latent=asdict(cfg.latent), consistency=asdict(cfg.consistency), diffusion=asdict(cfg.diffusion))
+        return cls._spec(
+            latent=asdict(cfg.latent), consistency=asdict(cfg.consistency), diffusion=asdict(cfg.diffusion)
+        )
 
     @classmethod
     def _build(cls, spec: dict) -> "ConsistencyStudent":
@@ -145,15 +166,34 @@ class ConsistencyStudent(SpecModel):
         levels = noise_levels(d.steps, d.min_noise, d.schedule)  # the teacher's
         return cls(LatentConfig(**spec["latent"]), ConsistencyConfig(**spec["consistency"]), levels)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor
+    ) -> torch.Tensor:
         return _evaluate(self.net, x, sigma, z_op, dt, nu)
 
     @torch.no_grad()
-    def sample(self, z_op: torch.Tensor, dt: torch.Tensor, nu: torch.Tensor, gen: torch.Generator | None = None, start: torch.Tensor | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        z_op: torch.Tensor,
+        dt: torch.Tensor,
+        nu: torch.Tensor,
+        gen: torch.Generator | None = None,
+        start: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         b = z_op.shape[0]
-        x = start if start is not None else SIGMA_MAX * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
+        x = (
+            start
+            if start is not None
+            else SIGMA_MAX * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op)
+        )
         out = self(x, self.levels[0].expand(b), z_op, dt, nu)
         if self.nfe == 2:  # multistep consistency sampling: re-noise to the middle level, map again
             mid = self.levels[len(self.levels) // 2]
-            out = self(out + mid * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op), mid.expand(b), z_op, dt, nu)
+            out = self(
+                out + mid * torch.randn(z_op.shape, generator=gen, device=generator_device(gen)).to(z_op),
+                mid.expand(b),
+                z_op,
+                dt,
+                nu,
+            )
         return out

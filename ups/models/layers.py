@@ -109,7 +109,16 @@ class AdaLNBlock(nn.Module):
     shifts of the periodic domain. A zero-initialised modulation makes the block start as the identity.
     """
 
-    def __init__(self, width: int, heads: int, tokens: int, mlp_ratio: float, cond_width: int, mixer: str = "attention", modes: int = 0):
+    def __init__(
+        self,
+        width: int,
+        heads: int,
+        tokens: int,
+        mlp_ratio: float,
+        cond_width: int,
+        mixer: str = "attention",
+        modes: int = 0,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
         self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
@@ -136,8 +145,18 @@ class ConditionedStack(nn.Module):
     """
 
     def __init__(
-        self, in_dim: int, out_dim: int, width: int, tokens: int, depth: int, heads: int, mlp_ratio: float,
-        conditions: tuple[str, ...], levels: int = 1, mixer: str = "attention", modes: int = 0,
+        self,
+        in_dim: int,
+        out_dim: int,
+        width: int,
+        tokens: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float,
+        conditions: tuple[str, ...],
+        levels: int = 1,
+        mixer: str = "attention",
+        modes: int = 0,
     ):
         super().__init__()
         self.levels = levels

@@ -32,8 +32,17 @@ class LatentOperator(SpecModel):
         self.register_buffer("z_mean", torch.zeros(latent.dim))
         self.register_buffer("z_std", torch.ones(latent.dim))
         self.net = ConditionedStack(
-            latent.dim * cfg.history, latent.dim, cfg.width, latent.tokens, cfg.depth, cfg.heads, cfg.mlp_ratio,
-            conditions=("dt", "nu"), levels=cfg.levels, mixer=cfg.mixer, modes=cfg.modes,
+            latent.dim * cfg.history,
+            latent.dim,
+            cfg.width,
+            latent.tokens,
+            cfg.depth,
+            cfg.heads,
+            cfg.mlp_ratio,
+            conditions=("dt", "nu"),
+            levels=cfg.levels,
+            mixer=cfg.mixer,
+            modes=cfg.modes,
         )
 
     @classmethod

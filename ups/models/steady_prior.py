@@ -25,7 +25,16 @@ class SteadyPrior(SpecModel):
         super().__init__()
         self.register_buffer("z_mean", torch.zeros(latent.dim))
         self.register_buffer("z_std", torch.ones(latent.dim))
-        self.net = ConditionedStack(latent.dim, latent.dim, cfg.width, latent.tokens, cfg.depth, cfg.heads, cfg.mlp_ratio, conditions=("nu", "t"))
+        self.net = ConditionedStack(
+            latent.dim,
+            latent.dim,
+            cfg.width,
+            latent.tokens,
+            cfg.depth,
+            cfg.heads,
+            cfg.mlp_ratio,
+            conditions=("nu", "t"),
+        )
 
     @classmethod
     def config_spec(cls, cfg: Config) -> dict:

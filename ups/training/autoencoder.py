@@ -12,8 +12,8 @@ from ups.data.dataset import load_split, split_path, stats_path
 from ups.data.normalization import Normalization
 from ups.eval.metrics import nrmse_per_frame
 from ups.models.autoencoder import Autoencoder
-from ups.training.loop import fit, shuffled_batches, stage_device
 from ups.stage_args import StagePaths
+from ups.training.loop import fit, shuffled_batches, stage_device
 from ups.training.registry import Probe
 from ups.training.stage import stage_task, write_summary
 
@@ -21,7 +21,14 @@ STAGE = "train_autoencoder"
 
 
 def stage_params(cfg: Config) -> dict:
-    return {"data": asdict(cfg.data), "latent": asdict(cfg.latent), "encoder": asdict(cfg.encoder), "decoder": asdict(cfg.decoder), "train": asdict(cfg.train.autoencoder), "runtime": asdict(cfg.runtime)}
+    return {
+        "data": asdict(cfg.data),
+        "latent": asdict(cfg.latent),
+        "encoder": asdict(cfg.encoder),
+        "decoder": asdict(cfg.decoder),
+        "train": asdict(cfg.train.autoencoder),
+        "runtime": asdict(cfg.runtime),
+    }
 
 
 def fields(data_dir: Path, split: str, cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,7 +58,12 @@ def train_autoencoder(cfg: Config, paths: StagePaths) -> dict:
         return ((m(u, x) - u) ** 2).mean() * inv_var  # MSE in normalised units
 
     task = stage_task(
-        STAGE, model, t, paths, stage_params(cfg), [split_path(paths.data, "train"), split_path(paths.data, "val"), stats_path(paths.data)],
+        STAGE,
+        model,
+        t,
+        paths,
+        stage_params(cfg),
+        [split_path(paths.data, "train"), split_path(paths.data, "val"), stats_path(paths.data)],
         steps_per_epoch=-(-len(u_train) // t.batch_size),
         batches=lambda epoch, gen: shuffled_batches(len(u_train), t.batch_size, gen),
         loss=loss,
@@ -76,6 +88,8 @@ PROBE = Probe(
     stage=STAGE,
     models=_probe_models,
     step=_probe_step,
-    steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * cfg.data.frames // cfg.train.autoencoder.batch_size),
+    steps_per_epoch=lambda cfg, data: (
+        -(-data["trajectories"]["train"] * cfg.data.frames // cfg.train.autoencoder.batch_size)
+    ),
     training=lambda cfg: cfg.train.autoencoder,
 )

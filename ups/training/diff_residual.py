@@ -19,9 +19,9 @@ from ups.eval.metrics import ensemble_scores, nrmse
 from ups.inference.rollout import Simulator
 from ups.inference.stochastic import corrected_rollout
 from ups.models.diffusion import DiffusionResidual
+from ups.stage_args import StagePaths
 from ups.training.latents import latents_path, load_latents_to
 from ups.training.loop import fit, shuffled_batches, stage_device
-from ups.stage_args import StagePaths
 from ups.training.registry import Probe
 from ups.training.stage import stage_task, write_summary
 
@@ -29,7 +29,9 @@ STAGE = "train_diff_residual"
 
 
 @torch.no_grad()
-def one_step_pairs(sim: Simulator, z: torch.Tensor, nu: torch.Tensor, batch: int = 2048) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def one_step_pairs(
+    sim: Simulator, z: torch.Tensor, nu: torch.Tensor, batch: int = 2048
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The operator's one-step predictions z_op (`Simulator.step`, projected if the operator is),
     true next latents (physical scale) and ν, for all frames ≥ H."""
     h = sim.history
@@ -42,17 +44,34 @@ def one_step_pairs(sim: Simulator, z: torch.Tensor, nu: torch.Tensor, batch: int
 
 
 def stage_params(cfg: Config) -> dict:
-    return {"latent": asdict(cfg.latent), "diffusion": asdict(cfg.diffusion), "train": asdict(cfg.train.diff_residual), "runtime": asdict(cfg.runtime)}
+    return {
+        "latent": asdict(cfg.latent),
+        "diffusion": asdict(cfg.diffusion),
+        "train": asdict(cfg.train.diff_residual),
+        "runtime": asdict(cfg.runtime),
+    }
 
 
-def stochastic_val_report(sim: Simulator, corrector, val: dict, u_val: torch.Tensor, x: torch.Tensor, members: int, seed: int) -> dict:
+def stochastic_val_report(
+    sim: Simulator, corrector, val: dict, u_val: torch.Tensor, x: torch.Tensor, members: int, seed: int
+) -> dict:
     h = sim.history
     steps = u_val.shape[1] - h
     truth = u_val[:, h:]
     gen = torch.Generator().manual_seed(seed)
     op_only = sim.decode(sim.rollout_latent(val["z"][:, :h], val["nu"], steps), x)
-    ens = torch.stack([sim.decode(corrected_rollout(sim, corrector, val["z"][:, :h], val["nu"], steps, gen), x) for _ in range(members)])
-    return {"operator_rollout_nrmse": nrmse(op_only, truth), "single_sample_rollout_nrmse": nrmse(ens[0], truth), **ensemble_scores(ens, truth), "members": members}
+    ens = torch.stack(
+        [
+            sim.decode(corrected_rollout(sim, corrector, val["z"][:, :h], val["nu"], steps, gen), x)
+            for _ in range(members)
+        ]
+    )
+    return {
+        "operator_rollout_nrmse": nrmse(op_only, truth),
+        "single_sample_rollout_nrmse": nrmse(ens[0], truth),
+        **ensemble_scores(ens, truth),
+        "members": members,
+    }
 
 
 def train_diff_residual(cfg: Config, paths: StagePaths) -> dict:
@@ -82,8 +101,16 @@ def train_diff_residual(cfg: Config, paths: StagePaths) -> dict:
 
     inputs = [latents_path(paths.latents, "train"), latents_path(paths.latents, "val"), paths.operator]
     task = stage_task(
-        STAGE, model, t, paths, stage_params(cfg), inputs, steps_per_epoch=-(-len(r_n) // t.batch_size),
-        batches=lambda epoch, gen: shuffled_batches(len(r_n), t.batch_size, gen), loss=loss, validate=validate,
+        STAGE,
+        model,
+        t,
+        paths,
+        stage_params(cfg),
+        inputs,
+        steps_per_epoch=-(-len(r_n) // t.batch_size),
+        batches=lambda epoch, gen: shuffled_batches(len(r_n), t.batch_size, gen),
+        loss=loss,
+        validate=validate,
     )
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
     val_traj = load_split(paths.data, "val", cfg.data)
@@ -96,11 +123,25 @@ def train_diff_residual(cfg: Config, paths: StagePaths) -> dict:
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
     b = cfg.train.diff_residual.batch_size
     shape = (b, cfg.latent.tokens, cfg.latent.dim)
-    return models["diff_residual"].loss(torch.randn(shape), torch.randn(shape), torch.full((b,), cfg.data.dt), torch.full((b,), cfg.data.nu[0]), torch.Generator().manual_seed(0))
+    return models["diff_residual"].loss(
+        torch.randn(shape),
+        torch.randn(shape),
+        torch.full((b,), cfg.data.dt),
+        torch.full((b,), cfg.data.nu[0]),
+        torch.Generator().manual_seed(0),
+    )
 
 
 PROBE = Probe(
-    stage=STAGE, models=lambda cfg: {"diff_residual": DiffusionResidual.from_config(cfg)}, step=_probe_step,
-    steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] * (cfg.data.frames - cfg.operator.history) // cfg.train.diff_residual.batch_size),
+    stage=STAGE,
+    models=lambda cfg: {"diff_residual": DiffusionResidual.from_config(cfg)},
+    step=_probe_step,
+    steps_per_epoch=lambda cfg, data: (
+        -(
+            -data["trajectories"]["train"]
+            * (cfg.data.frames - cfg.operator.history)
+            // cfg.train.diff_residual.batch_size
+        )
+    ),
     training=lambda cfg: cfg.train.diff_residual,
 )

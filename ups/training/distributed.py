@@ -1,4 +1,4 @@
-"""Data-parallel training under torchrun (SPEC §13): PyTorch's own distributed engine, nothing else.
+"""Data-parallel training under torchrun: PyTorch's own distributed engine, nothing else.
 
 `run_training_stage(main, stage)` is what every training stage's entry point calls. With
 `runtime.nproc: 1` it simply runs the stage. With N > 1 and outside torchrun, it starts
@@ -45,7 +45,9 @@ class Context:
 
 def context() -> Context:
     """This process's place in the torchrun job (rank 0 of 1 outside torchrun)."""
-    return Context(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0)))
+    return Context(
+        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    )
 
 
 def init(ctx: Context, device: torch.device) -> None:
@@ -90,7 +92,9 @@ def data_parallel(model: torch.nn.Module, loss: Callable, ctx: Context, device: 
         return module
     from torch.nn.parallel import DistributedDataParallel
 
-    return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
+    return DistributedDataParallel(
+        module, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True
+    )
 
 
 def any_rank(flag: bool, ctx: Context, device: torch.device) -> bool:
@@ -135,7 +139,15 @@ def _launch(main: Callable[[], None], stage: str) -> None:
     if nproc <= 1:
         main()
         return
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *_entry_point(), *sys.argv[1:]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        *_entry_point(),
+        *sys.argv[1:],
+    ]
     print(f"{stage}: runtime.nproc = {nproc}: starting {nproc} processes under torchrun", flush=True)
     code = subprocess.run(cmd).returncode
     if code != 0:

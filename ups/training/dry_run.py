@@ -14,7 +14,9 @@ import torch
 from ups.config import Config
 from ups.training import autoencoder, consistency, diff_residual, operator, steady_prior
 
-PROBES = {m.STAGE: m.PROBE for m in (autoencoder, operator, diff_residual, consistency, steady_prior)}  # in pipeline order
+PROBES = {
+    m.STAGE: m.PROBE for m in (autoencoder, operator, diff_residual, consistency, steady_prior)
+}  # in pipeline order
 
 TIMED_STEPS = 3
 

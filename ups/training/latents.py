@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from ups.data.dataset import load_trajectories, split_path
 from ups.checkpoints import save_atomic
+from ups.data.dataset import load_trajectories, split_path
 from ups.models.autoencoder import Autoencoder
 
 SPLITS = ("train", "val")
@@ -27,7 +27,9 @@ def latents_path(latents_dir: Path | str, split: str) -> Path:
 
 
 @torch.no_grad()
-def encode_latents(data_dir: Path, autoencoder: Path, out_dir: Path, allow_legacy_domain: bool = False, batch: int = 1024) -> dict:
+def encode_latents(
+    data_dir: Path, autoencoder: Path, out_dir: Path, allow_legacy_domain: bool = False, batch: int = 1024
+) -> dict:
     model = Autoencoder.from_checkpoint(autoencoder)
     summary = {}
     for split in SPLITS:

@@ -32,11 +32,10 @@ from ups.config import RuntimeConfig, StageTraining, WandbConfig
 from ups.errors import StageError
 from ups.models.base import SpecModel
 from ups.runtime import pick_device
+from ups.stage_args import StagePaths
 from ups.training import distributed
 from ups.training.optim import EMA, build_optimizer, warmup_cosine
-from ups.stage_args import StagePaths
 from ups.training.tracking import EpochLog
-
 
 SYNC_EVERY = 32  # batches between host read-backs on a GPU
 
@@ -129,7 +128,10 @@ def _load_resume(stage: str, path: Path) -> dict | None:
     except Exception as exc:  # torch raises several types for a truncated or foreign file
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
-        print(f"{stage}: warning: cannot read the resume state {path} ({type(exc).__name__}: {exc}); set it aside as {aside} and training from scratch", flush=True)
+        print(
+            f"{stage}: warning: cannot read the resume state {path} ({type(exc).__name__}: {exc}); set it aside as {aside} and training from scratch",
+            flush=True,
+        )
         return None
 
 
@@ -183,7 +185,11 @@ class _Fit:
     def restore(self) -> None:
         """Resume from the stage's resume state when it was written for the same params and inputs."""
         saved = _load_resume(self.task.stage, self.resume_file) if self.resume_file.exists() else None
-        if saved is not None and saved.get("fingerprint") == self.task.fingerprint and saved.get("format") == checkpoints.FORMAT:
+        if (
+            saved is not None
+            and saved.get("fingerprint") == self.task.fingerprint
+            and saved.get("format") == checkpoints.FORMAT
+        ):
             self.model.load_state_dict(saved["model"])
             self.ema.load_state_dict(saved["ema"])
             self.optimizer.load_state_dict(saved["optimizer"])
@@ -194,18 +200,33 @@ class _Fit:
             self.say(f": ignoring resume state from other params, inputs or code ({self.resume_file})")
         if self.ctx.active:
             backend = "nccl" if self.device.type == "cuda" else "gloo"
-            print(f"{self.task.stage}: rank {self.ctx.rank}/{self.ctx.world} on {self.device} ({backend}), 1/{self.ctx.world} of each global batch of {self.t.batch_size}", flush=True)
+            print(
+                f"{self.task.stage}: rank {self.ctx.rank}/{self.ctx.world} on {self.device} ({backend}), 1/{self.ctx.world} of each global batch of {self.t.batch_size}",
+                flush=True,
+            )
         # After the resume: DDP broadcasts rank 0's weights.
         self.compute_loss = distributed.data_parallel(self.step_model, self.task.loss, self.ctx, self.device)
-        self.log = EpochLog(self.task.stage, self.task.paths.plots, self.wandb_cfg, self.task.log_config, rows=self.state.rows, write=self.ctx.main)
+        self.log = EpochLog(
+            self.task.stage,
+            self.task.paths.plots,
+            self.wandb_cfg,
+            self.task.log_config,
+            rows=self.state.rows,
+            write=self.ctx.main,
+        )
 
     def save_resume(self) -> None:
         if not self.ctx.main:
             return
         self.state.rows = self.log.rows
         payload = {
-            "format": checkpoints.FORMAT, "fingerprint": self.task.fingerprint, "model": self.model.state_dict(), "ema": self.ema.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "state": vars(self.state),
+            "format": checkpoints.FORMAT,
+            "fingerprint": self.task.fingerprint,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "state": vars(self.state),
         }
         checkpoints.save_atomic(payload, self.resume_file)
 
@@ -244,11 +265,15 @@ class _Fit:
         values = torch.cat([torch.stack(losses), *([torch.stack(norms)] if norms else [])]).cpu()
         if not torch.isfinite(values).all():
             where = f"batches {b + 2 - len(losses)}…{b + 1}"
-            raise self.nonfinite("loss or gradient norm", float("nan"), epoch, where, "weights since then are not saved")
+            raise self.nonfinite(
+                "loss or gradient norm", float("nan"), epoch, where, "weights since then are not saved"
+            )
         loss_values = values[: len(losses)]
         self.state.loss_sum += float(loss_values.sum())
         self.state.loss_count += len(loss_values)
-        bar.set_postfix(loss=f"{float(loss_values[-1]):.3e}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False)
+        bar.set_postfix(
+            loss=f"{float(loss_values[-1]):.3e}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}", refresh=False
+        )
         losses.clear()
         norms.clear()
 
@@ -256,7 +281,16 @@ class _Fit:
         self.model.train()
         batches = list(self.task.batches(epoch, torch.Generator().manual_seed(self.t.seed * 7919 + epoch)))
         desc = f"{self.task.stage} {epoch + 1}/{self.t.epochs}"
-        bar = tqdm(total=len(batches), initial=self.state.batch, desc=desc, unit="batch", dynamic_ncols=True, leave=False, mininterval=1.0, disable=not self.ctx.main)
+        bar = tqdm(
+            total=len(batches),
+            initial=self.state.batch,
+            desc=desc,
+            unit="batch",
+            dynamic_ncols=True,
+            leave=False,
+            mininterval=1.0,
+            disable=not self.ctx.main,
+        )
         losses: list[torch.Tensor] = []
         norms: list[torch.Tensor] = []  # read back for their finiteness only
         for b in range(self.state.batch, len(batches)):
@@ -274,7 +308,9 @@ class _Fit:
                 self.save_resume()
                 bar.close()
                 name = signal.Signals(stop.signal).name if stop.signal is not None else "a signal to another rank"
-                raise Interrupted(f"{self.task.stage}: stopped by {name} at epoch {epoch + 1}, batch {b + 1}; resume state saved to {self.resume_file}. Rerun the stage to resume.")
+                raise Interrupted(
+                    f"{self.task.stage}: stopped by {name} at epoch {epoch + 1}, batch {b + 1}; resume state saved to {self.resume_file}. Rerun the stage to resume."
+                )
         bar.close()
 
     # -- end of epoch ----------------------------------------------------------------------------
@@ -284,7 +320,15 @@ class _Fit:
         metrics = self.task.validate(self.ema.model)
         train_loss = st.loss_sum / max(1, st.loss_count)
         st.seconds = time.perf_counter() - started
-        self.log.log({"epoch": epoch + 1, "train_loss": train_loss, **metrics, "lr": self.scheduler.get_last_lr()[0], "seconds": round(st.seconds, 2)})
+        self.log.log(
+            {
+                "epoch": epoch + 1,
+                "train_loss": train_loss,
+                **metrics,
+                "lr": self.scheduler.get_last_lr()[0],
+                "seconds": round(st.seconds, 2),
+            }
+        )
         improved = metrics["selection"] < st.best
         if improved:
             st.best, st.best_epoch, st.bad_epochs = metrics["selection"], epoch + 1, 0

@@ -13,7 +13,6 @@ with the `Simulator` from the first `operator.history` frames to the last frame,
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 
@@ -24,9 +23,9 @@ from ups.inference.rollout import Simulator
 from ups.models.autoencoder import Autoencoder
 from ups.models.layers import generator_device
 from ups.models.operator import LatentOperator
+from ups.stage_args import StagePaths
 from ups.training.latents import latents_path, load_latents_to
 from ups.training.loop import fit, stage_device
-from ups.stage_args import StagePaths
 from ups.training.registry import Probe
 from ups.training.stage import stage_task, write_summary
 
@@ -34,7 +33,13 @@ STAGE = "train_operator"
 
 
 def stage_params(cfg: Config) -> dict:
-    return {"latent": asdict(cfg.latent), "operator": asdict(cfg.operator), "train": asdict(cfg.train.operator), "runtime": asdict(cfg.runtime), "dt": cfg.data.dt}
+    return {
+        "latent": asdict(cfg.latent),
+        "operator": asdict(cfg.operator),
+        "train": asdict(cfg.train.operator),
+        "runtime": asdict(cfg.runtime),
+        "dt": cfg.data.dt,
+    }
 
 
 def windows_per_epoch(n_traj: int, frames: int, rollout: int) -> int:
@@ -58,7 +63,18 @@ def relative_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return ((pred - true).norm(dim=-1) / true.norm(dim=-1).clamp_min(1e-8)).mean()
 
 
-def rollout_loss(model, autoencoder, zn: torch.Tensor, u: torch.Tensor, x: torch.Tensor, nu: torch.Tensor, dt: float, project: bool, latent_weight: float = 0.0, zn_true: torch.Tensor | None = None) -> torch.Tensor:
+def rollout_loss(
+    model,
+    autoencoder,
+    zn: torch.Tensor,
+    u: torch.Tensor,
+    x: torch.Tensor,
+    nu: torch.Tensor,
+    dt: float,
+    project: bool,
+    latent_weight: float = 0.0,
+    zn_true: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean decoded error over the unrolled steps, trained as the Simulator rolls out.
 
     zn (B, H, T, D): the normalised latents of the window's input frames; u (B, R, X): the true fields
@@ -84,7 +100,9 @@ def rollout_loss(model, autoencoder, zn: torch.Tensor, u: torch.Tensor, x: torch
     return torch.stack(losses).mean()
 
 
-def val_rollout_nrmse(sim: Simulator, z_val: torch.Tensor, nu: torch.Tensor, u_val: torch.Tensor, x: torch.Tensor) -> float:
+def val_rollout_nrmse(
+    sim: Simulator, z_val: torch.Tensor, nu: torch.Tensor, u_val: torch.Tensor, x: torch.Tensor
+) -> float:
     h = sim.history
     pred = sim.decode(sim.rollout_latent(z_val[:, :h], nu, u_val.shape[1] - h), x)
     return float(nrmse_per_frame(pred, u_val[:, h:]).mean())
@@ -123,9 +141,17 @@ def _load_data(cfg: Config, paths: StagePaths, dev: torch.device) -> dict:
     train, val = load_latents_to(paths.latents, "train", dev), load_latents_to(paths.latents, "val", dev)
     val_traj = load_split(paths.data, "val", cfg.data)
     if abs(train["dt"] - cfg.data.dt) > 1e-6:
-        raise FileNotFoundError(f"{latents_path(paths.latents, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`")
+        raise FileNotFoundError(
+            f"{latents_path(paths.latents, 'train')}: latents have Δt = {train['dt']}, params give {cfg.data.dt}; run `dvc repro encode_latents`"
+        )
     u_train = torch.from_numpy(load_split(paths.data, "train", cfg.data).u).to(dev)
-    return {"train": train, "val": val, "u_train": u_train, "u_val": torch.from_numpy(val_traj.u).to(dev), "x": torch.from_numpy(val_traj.x).to(dev)}
+    return {
+        "train": train,
+        "val": val,
+        "u_train": u_train,
+        "u_val": torch.from_numpy(val_traj.u).to(dev),
+        "x": torch.from_numpy(val_traj.x).to(dev),
+    }
 
 
 def train_operator(cfg: Config, paths: StagePaths) -> dict:
@@ -163,7 +189,18 @@ def train_operator(cfg: Config, paths: StagePaths) -> dict:
 
     inputs = [latents_path(paths.latents, "train"), latents_path(paths.latents, "val"), paths.autoencoder]
     steps = -(-windows_per_epoch(len(z), z.shape[1], r) // t.batch_size)
-    task = stage_task(STAGE, model, t, paths, stage_params(cfg), inputs, steps_per_epoch=steps, batches=batches, loss=loss, validate=validate)
+    task = stage_task(
+        STAGE,
+        model,
+        t,
+        paths,
+        stage_params(cfg),
+        inputs,
+        steps_per_epoch=steps,
+        batches=batches,
+        loss=loss,
+        validate=validate,
+    )
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
     summary.update(diagnostics(Simulator(ae, model.eval(), cfg.data.dt), val["z"], val["nu"], u_val, x))
     return write_summary(paths, summary)
@@ -180,13 +217,29 @@ def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
     nu = torch.full((b,), cfg.data.nu[0])
     ae = models["autoencoder (frozen)"]
     u = torch.randn(b, r, len(ae.grid))
-    return rollout_loss(models["operator"], ae, zn[:, :h], u, ae.grid, nu, cfg.data.dt, cfg.operator.project, cfg.train.operator.latent_weight, zn[:, h:])
+    return rollout_loss(
+        models["operator"],
+        ae,
+        zn[:, :h],
+        u,
+        ae.grid,
+        nu,
+        cfg.data.dt,
+        cfg.operator.project,
+        cfg.train.operator.latent_weight,
+        zn[:, h:],
+    )
 
 
 PROBE = Probe(
     stage=STAGE,
     models=_probe_models,
     step=_probe_step,
-    steps_per_epoch=lambda cfg, data: -(-windows_per_epoch(data["trajectories"]["train"], cfg.data.frames, cfg.train.operator.rollout) // cfg.train.operator.batch_size),
+    steps_per_epoch=lambda cfg, data: (
+        -(
+            -windows_per_epoch(data["trajectories"]["train"], cfg.data.frames, cfg.train.operator.rollout)
+            // cfg.train.operator.batch_size
+        )
+    ),
     training=lambda cfg: cfg.train.operator,
 )

@@ -46,9 +46,9 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.decay > 0 else 0.0
-        for e, p in zip(self.model.parameters(), model.parameters()):
+        for e, p in zip(self.model.parameters(), model.parameters(), strict=True):
             e.lerp_(p.detach(), 1.0 - d)
-        for e, b in zip(self.model.buffers(), model.buffers()):
+        for e, b in zip(self.model.buffers(), model.buffers(), strict=True):
             e.copy_(b)
 
     def state_dict(self) -> dict:

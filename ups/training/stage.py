@@ -16,8 +16,8 @@ from ups.checkpoints import fingerprint
 from ups.config import StageTraining
 from ups.io import write_json_atomic
 from ups.models.base import SpecModel
-from ups.training.loop import Task
 from ups.stage_args import StagePaths
+from ups.training.loop import Task
 
 
 def stage_task(
@@ -35,8 +35,16 @@ def stage_task(
     """The stage's `Task`: its checkpoint, plots and scratch from `paths`; resume state is keyed by the
     fingerprint of `params` (also logged as the run's config) and the content of the `inputs` files."""
     return Task(
-        stage=stage, model=model, training=training, steps_per_epoch=steps_per_epoch, batches=batches, loss=loss,
-        validate=validate, paths=paths, fingerprint=fingerprint(params, inputs), log_config=params,
+        stage=stage,
+        model=model,
+        training=training,
+        steps_per_epoch=steps_per_epoch,
+        batches=batches,
+        loss=loss,
+        validate=validate,
+        paths=paths,
+        fingerprint=fingerprint(params, inputs),
+        log_config=params,
     )
 
 

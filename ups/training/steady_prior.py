@@ -15,9 +15,9 @@ from ups.data.dataset import load_split
 from ups.eval.metrics import nrmse
 from ups.models.autoencoder import Autoencoder
 from ups.models.steady_prior import SteadyPrior
+from ups.stage_args import StagePaths
 from ups.training.latents import latents_path, load_latents_to
 from ups.training.loop import fit, shuffled_batches, stage_device
-from ups.stage_args import StagePaths
 from ups.training.registry import Probe
 from ups.training.stage import stage_task, write_summary
 
@@ -25,11 +25,19 @@ STAGE = "train_steady_prior"
 
 
 def stage_params(cfg: Config) -> dict:
-    return {"latent": asdict(cfg.latent), "steady_prior": asdict(cfg.steady_prior), "train": asdict(cfg.train.steady_prior), "runtime": asdict(cfg.runtime), "t_final": cfg.data.t_final}
+    return {
+        "latent": asdict(cfg.latent),
+        "steady_prior": asdict(cfg.steady_prior),
+        "train": asdict(cfg.train.steady_prior),
+        "runtime": asdict(cfg.runtime),
+        "t_final": cfg.data.t_final,
+    }
 
 
 @torch.no_grad()
-def terminal_nrmse(model: SteadyPrior, ae, z0: torch.Tensor, nu: torch.Tensor, horizon: float, u_final: torch.Tensor, x: torch.Tensor) -> float:
+def terminal_nrmse(
+    model: SteadyPrior, ae, z0: torch.Tensor, nu: torch.Tensor, horizon: float, u_final: torch.Tensor, x: torch.Tensor
+) -> float:
     pred = model(z0, nu, torch.full((len(z0),), horizon, device=z0.device))
     return nrmse(ae.decoder(pred, x), u_final)
 
@@ -60,11 +68,21 @@ def train_steady_prior(cfg: Config, paths: StagePaths) -> dict:
 
     inputs = [latents_path(paths.latents, "train"), latents_path(paths.latents, "val"), paths.autoencoder]
     task = stage_task(
-        STAGE, model, t, paths, stage_params(cfg), inputs, steps_per_epoch=-(-len(z) // t.batch_size),
-        batches=lambda epoch, gen: shuffled_batches(len(z), t.batch_size, gen), loss=loss, validate=validate,
+        STAGE,
+        model,
+        t,
+        paths,
+        stage_params(cfg),
+        inputs,
+        steps_per_epoch=-(-len(z) // t.batch_size),
+        batches=lambda epoch, gen: shuffled_batches(len(z), t.batch_size, gen),
+        loss=loss,
+        validate=validate,
     )
     summary = fit(task, cfg.runtime, cfg.logging.wandb)
-    summary["val_terminal_nrmse"] = terminal_nrmse(model.eval(), ae, val["z"][:, 0], val["nu"], cfg.data.t_final, u_val[:, -1], x)
+    summary["val_terminal_nrmse"] = terminal_nrmse(
+        model.eval(), ae, val["z"][:, 0], val["nu"], cfg.data.t_final, u_val[:, -1], x
+    )
     summary["val_persistence_terminal_nrmse"] = nrmse(u_val[:, 0], u_val[:, -1])
     return write_summary(paths, summary)
 
@@ -72,11 +90,16 @@ def train_steady_prior(cfg: Config, paths: StagePaths) -> dict:
 def _probe_step(cfg: Config, models: dict) -> torch.Tensor:
     b = cfg.train.steady_prior.batch_size
     zn = torch.randn(b, cfg.latent.tokens, cfg.latent.dim)
-    return ((models["steady_prior"].step(zn, torch.full((b,), cfg.data.nu[0]), torch.full((b,), cfg.data.t_final)) - zn) ** 2).mean()
+    return (
+        (models["steady_prior"].step(zn, torch.full((b,), cfg.data.nu[0]), torch.full((b,), cfg.data.t_final)) - zn)
+        ** 2
+    ).mean()
 
 
 PROBE = Probe(
-    stage=STAGE, models=lambda cfg: {"steady_prior": SteadyPrior.from_config(cfg)}, step=_probe_step,
+    stage=STAGE,
+    models=lambda cfg: {"steady_prior": SteadyPrior.from_config(cfg)},
+    step=_probe_step,
     steps_per_epoch=lambda cfg, data: -(-data["trajectories"]["train"] // cfg.train.steady_prior.batch_size),
     training=lambda cfg: cfg.train.steady_prior,
 )

@@ -1,4 +1,4 @@
-"""Per-epoch metrics: a TSV that DVC plots, mirrored to Weights & Biases when enabled (SPEC §12).
+"""Per-epoch metrics: a TSV that DVC plots, mirrored to Weights & Biases when enabled.
 
 DVC's files are the source of truth. W&B gets the same rows, its run named after `DVC_EXP_NAME`
 (set by `dvc exp run`), in the mode of `WANDB_MODE` (offline unless set); it never stores checkpoints.
@@ -14,7 +14,15 @@ from ups.io import write_text_atomic
 
 
 class EpochLog:
-    def __init__(self, stage: str, path: Path | str, wandb_cfg: WandbConfig, config: dict, rows: list[dict] | None = None, write: bool = True):
+    def __init__(
+        self,
+        stage: str,
+        path: Path | str,
+        wandb_cfg: WandbConfig,
+        config: dict,
+        rows: list[dict] | None = None,
+        write: bool = True,
+    ):
         """`write=False` (DDP ranks other than 0) keeps the rows in memory only."""
         self.stage = stage
         self.path = Path(path)
@@ -48,7 +56,9 @@ class EpochLog:
 
     def finish(self, summary: dict) -> None:
         if self.run is not None:
-            self.run.summary.update({f"{self.stage}/{k}": v for k, v in summary.items() if isinstance(v, (int, float, str))})
+            self.run.summary.update(
+                {f"{self.stage}/{k}": v for k, v in summary.items() if isinstance(v, (int, float, str))}
+            )
             self.run.finish()
             self.run = None
 
