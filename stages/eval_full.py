@@ -12,13 +12,13 @@ def main() -> None:
     a = stage_arguments(__doc__, [*CHECKPOINTS, "data", "small", "out", "per_frame", "images", "predictions"])
     r = eval_full(
         load_config(a.params),
-        a.data,
-        {k: getattr(a, k) for k in CHECKPOINTS},
-        a.small,
-        a.out,
-        a.per_frame,
-        a.images,
-        a.predictions,
+        data_dir=a.data,
+        checkpoints={k: getattr(a, k) for k in CHECKPOINTS},
+        small_report=a.small,
+        out=a.out,
+        per_frame=a.per_frame,
+        images=a.images,
+        predictions=a.predictions,
     )
     if r["skipped"]:
         print(f"eval_full: skipped, {r['reason']}")

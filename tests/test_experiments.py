@@ -137,6 +137,10 @@ def test_exp_push_then_pull_apply_in_a_fresh_clone(repo, tmp_path, s3_server):
 
 
 def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
+    hypothesis = "the committed model again: promotion records its decision"
+    run(["ups", "exp", "new", "good", "-S", "eval.examples=1", "--hypothesis", hypothesis], repo)
+    run(["git", "add", "experiments/good.yaml"], repo)
+    run(["git", "commit", "-qm", "experiment good"], repo)
     run(["dvc", "exp", "run", "-n", "strict", "-S", "gate.max_nrmse=0.001"], repo)
     run(
         ["git", "checkout", "--", "."], repo
@@ -163,6 +167,16 @@ def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
     assert message.startswith("Promote experiment good: operator nRMSE") and "gate passed" in message
     committed = run(["git", "show", "--name-only", "--format=", "HEAD"], repo).stdout.split()
     assert "b2-keys.txt" not in committed and "params.yaml" in committed, committed
+    assert "experiments/good.yaml" in committed, committed  # the decision, in the promotion commit
+    decided = load_experiment(repo / "experiments" / "good.yaml", repo / "params.yaml")
+    assert decided.decision == "promoted" and decided.decided["rev"] and decided.hypothesis == hypothesis
+    assert "| good | promoted |" in run(["ups", "exp", "list"], repo).stdout
+    # the promoted models are the artifacts' newest versions in DVC's model registry
+    assert {"operator@v0.1.0", "autoencoder@v0.1.0"} <= set(run(["git", "tag"], repo).stdout.split())
+    run(["dvc", "artifacts", "get", str(repo), "operator", "-o", str(repo.parent / "op.pt")], repo.parent)
+    champion = run(["git", "show", "HEAD:dvc.lock"], repo).stdout
+    assert hashlib.md5((repo.parent / "op.pt").read_bytes()).hexdigest() in champion
+    assert "operator.pt" in run(["dvc", "ls", str(repo), "checkpoints"], repo.parent).stdout
     assert "?? b2-keys.txt" in run(["git", "status", "--porcelain"], repo).stdout
     assert yaml.safe_load((repo / "params.yaml").read_text())["eval"]["examples"] == 1
     assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
@@ -174,6 +188,89 @@ def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
     assert again.returncode == 1 and "ran on baseline" in again.stderr and "undo the commits since" in again.stderr, (
         again.stderr
     )
+
+
+def _states(repo) -> dict:
+    """experiment → (state, nRMSE, gate, note) from `ups exp list`."""
+    rows = {}
+    for line in run(["ups", "exp", "list"], repo).stdout.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = (cells[1], cells[3], cells[4], cells[6])
+    return rows
+
+
+def test_experiment_lifecycle_new_list_archive_and_restore(repo, tmp_path, s3_server):
+    ok = "fewer pictures: only evaluation changes, the headline stays"
+    run(["ups", "exp", "new", "fewer-examples", "-S", "eval.examples=1", "--hypothesis", ok], repo)
+    run(["ups", "exp", "new", "broken", "-S", "eval.small.horizon=3", "--hypothesis", "a run that will fail"], repo)
+    run(["ups", "exp", "new", "later", "-S", "eval.batch_size=4", "--hypothesis", "not run yet"], repo)
+    again = run(["ups", "exp", "new", "later", "-S", "eval.batch_size=2", "--hypothesis", "x"], repo, check=False)
+    assert again.returncode == 1 and "experiments/later.yaml exists" in again.stderr
+    bad = run(["ups", "exp", "new", "typo", "-S", "eval.batchsize=2", "--hypothesis", "x"], repo, check=False)
+    assert bad.returncode == 1 and "batch_size" in bad.stderr and not (repo / "experiments" / "typo.yaml").exists()
+    run(["git", "add", "experiments"], repo)
+    run(["git", "commit", "-qm", "three experiments"], repo)
+
+    run(["ups", "exp", "queue", "fewer-examples"], repo)
+    # the failing one: an override that `ups exp queue` would refuse, queued behind its back
+    run(["dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.operator.lr=-1"], repo)
+    run(["dvc", "queue", "start", "-j", "1"], repo)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    states = _states(repo)
+    assert states["fewer-examples"][0] == "done" and float(states["fewer-examples"][1]) > 0, states
+    assert states["fewer-examples"][2] in ("passed", "failed"), states
+    assert states["broken"][0] == "failed" and "dvc queue logs broken" in states["broken"][3], states
+    assert states["later"][0] == "planned", states
+    run(["ups", "exp", "decide", "later", "waiting for the accuracy work"], repo)
+    assert load_experiment(repo / "experiments" / "later.yaml", repo / "params.yaml").decision.startswith("waiting")
+    run(["git", "commit", "-qam", "decision on later"], repo)
+
+    # --dry-run lists and changes nothing
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    listed = run(["dvc", "exp", "list", "-A", "--name-only"], repo).stdout
+    dry = run(["ups", "exp", "archive", "--stale", "0", "--dry-run"], repo).stdout
+    assert "would archive fewer-examples (done): dvc exp push origin fewer-examples" in dry, dry
+    assert "would archive later (planned)" in dry and "would archive broken (failed)" in dry, dry
+    assert run(["git", "rev-parse", "HEAD"], repo).stdout.strip() == head
+    assert run(["dvc", "exp", "list", "-A", "--name-only"], repo).stdout == listed
+    assert (repo / "experiments" / "fewer-examples.yaml").exists()
+
+    # the DVC remote unreachable: nothing changes, and the reason is said
+    bucket = run(["dvc", "config", "--local", "remote.b2.url"], repo).stdout.strip().split("/")[2]
+    run(["dvc", "remote", "modify", "--local", "b2", "endpointurl", "http://127.0.0.1:9"], repo)
+    down = run(["ups", "exp", "archive", "--status", "done"], repo, check=False)
+    assert down.returncode == 1 and "Traceback" not in down.stderr and "127.0.0.1:9" in down.stderr, down.stderr
+    assert run(["git", "rev-parse", "HEAD"], repo).stdout.strip() == head
+    assert "fewer-examples" in run(["dvc", "exp", "list", "-A", "--name-only"], repo).stdout
+    assert (repo / "experiments" / "fewer-examples.yaml").exists()
+
+    # reachable: pushed, removed here, its file moved with the decision, one commit
+    point_remote_at(repo, s3_server, bucket)
+    out = run(["ups", "exp", "archive", "--status", "done"], repo).stdout
+    assert "archived 1 experiment(s) in one commit" in out, out
+    assert "fewer-examples" not in run(["dvc", "exp", "list", "-A", "--name-only"], repo).stdout
+    moved = repo / "experiments" / "archive" / "fewer-examples.yaml"
+    record = yaml.safe_load(moved.read_text())
+    assert not (repo / "experiments" / "fewer-examples.yaml").exists() and record["decision"] == "archived"
+    assert record["decided"]["ref"].startswith("refs/exps/") and record["decided"]["ref"].endswith("/fewer-examples")
+    assert run(["git", "rev-list", "--count", f"{head}..HEAD"], repo).stdout.strip() == "1"
+    assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""
+    assert _states(repo)["fewer-examples"][0] == "archived"
+
+    # a fresh clone of the git remote brings it back
+    run(["git", "push", "-q", "origin", "main"], repo)
+    origin = run(["git", "remote", "get-url", "origin"], repo).stdout.strip()
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", origin, str(clone)], tmp_path)
+    point_remote_at(clone, s3_server, bucket)
+    run(["dvc", "exp", "pull", "origin", "fewer-examples"], clone)
+    run(["dvc", "exp", "apply", "fewer-examples"], clone)
+    assert yaml.safe_load((clone / "params.yaml").read_text())["eval"]["examples"] == 1
 
 
 def test_unreachable_remote_and_missing_credentials_are_one_clear_sentence(pipeline_repo, monkeypatch, s3_server):

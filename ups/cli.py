@@ -24,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ups.errors import run_entry_point
+from ups.errors import StageError, run_entry_point
 
 
 def _params_check(args: argparse.Namespace) -> None:
@@ -118,6 +118,18 @@ def _gate_check(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def _eval_run(args: argparse.Namespace) -> None:
+    from ups.config import load_config
+    from ups.eval.checkpoint_eval import evaluate_pair, table
+
+    cfg = load_config(args.params)
+    history = args.history if args.history is not None else cfg.eval.history
+    report = evaluate_pair(cfg, args.autoencoder, args.operator, args.data, history, args.out, args.limit)
+    print(table(report))
+    if args.out:
+        print(f"predictions → {args.out} (`ups eval recompute {args.out}` rescored them)")
+
+
 def _eval_recompute(args: argparse.Namespace) -> None:
     from ups.eval.predictions import recompute
 
@@ -167,11 +179,52 @@ def _exp_record(args: argparse.Namespace) -> None:
     print(f"{exp.path}: result recorded: {r.get('method')} nRMSE {r.get('nrmse', float('nan')):.4g}, gate {verdict}")
 
 
+def _exp_new(args: argparse.Namespace) -> None:
+    from ups.config import parse_override
+    from ups.experiments import new
+
+    params = dict(parse_override(item) for item in args.set or [])
+    exp = new(args.name, params, args.hypothesis, ".", args.params)
+    print(f"{exp.path}: written; queue it with `ups exp queue {exp.name}`")
+
+
+def _exp_list(args: argparse.Namespace) -> None:
+    from ups.lifecycle import listing, statuses
+
+    items = statuses(".")
+    if args.state:
+        items = [s for s in items if s.state == args.state]
+    sys.stdout.write(listing(items))
+
+
+def _exp_archive(args: argparse.Namespace) -> None:
+    from ups.lifecycle import archive, plan, select, statuses
+
+    if not (args.names or args.status or args.stale is not None):
+        raise StageError("name the experiments to archive, or choose them with --status failed|done or --stale DAYS")
+    chosen = select(statuses("."), args.names, args.status, args.stale)
+    if not chosen:
+        print("nothing to archive")
+        return
+    for line in plan(chosen, args.remote):
+        print(("would archive " if args.dry_run else "archiving ") + line)
+    if not args.dry_run:
+        done = archive(chosen, ".", args.remote)
+        print(f"archived {len(done)} experiment(s) in one commit; `dvc exp pull {args.remote} NAME` brings one back")
+
+
+def _exp_decide(args: argparse.Namespace) -> None:
+    from ups.experiments import decide, experiment_path, load_experiment
+
+    exp = decide(load_experiment(experiment_path(args.name), args.params), args.decision)
+    print(f"{exp.path}: decision recorded; commit it with the change it led to")
+
+
 def _leaderboard(args: argparse.Namespace) -> None:
     from ups.leaderboard import exp_show, markdown, rows_from_exp_show, table
 
     df = table(
-        rows_from_exp_show(exp_show(".", all_commits=not args.current)),
+        rows_from_exp_show(exp_show(".", all_commits=not args.current), workspace=True),
         args.top,
         args.params.split(",") if args.params else None,
     )
@@ -313,6 +366,17 @@ def _add_eval(sub) -> None:
     recompute = evaluation.add_parser("recompute", help="recompute every metric from eval_full's predictions file")
     recompute.add_argument("file", nargs="?", default="predictions/eval_full.h5")
     recompute.set_defaults(func=_eval_recompute)
+    run = evaluation.add_parser(
+        "run", help="evaluate any autoencoder + operator checkpoints on any Burgers-S or PDEBench file"
+    )
+    run.add_argument("--autoencoder", default="checkpoints/autoencoder.pt")
+    run.add_argument("--operator", default="checkpoints/operator.pt")
+    run.add_argument("--data", default="data/burgers/test.h5", help="an HDF5 file in PDEBench's layout")
+    run.add_argument("--history", type=int, default=None, help="input frames (default eval.history)")
+    run.add_argument("--limit", type=int, default=None, help="first N trajectories only")
+    run.add_argument("--out", default=None, help="write the predictions here (HDF5, as eval_full's)")
+    run.add_argument("--params", default="params.yaml", help="for the solver's settings and the batch size")
+    run.set_defaults(func=_eval_run)
 
 
 def _add_exp(sub) -> None:
@@ -328,6 +392,36 @@ def _add_exp(sub) -> None:
     rec.add_argument("name", help="NAME (experiments/NAME.yaml) or a path")
     rec.add_argument("--params", default="params.yaml")
     rec.set_defaults(func=_exp_record)
+    nw = exp.add_parser("new", help="write experiments/NAME.yaml from -S overrides and a hypothesis")
+    nw.add_argument("name")
+    nw.add_argument("-S", "--set", action="append", metavar="KEY=VALUE", help="param override, as `dvc exp run -S`")
+    nw.add_argument("--hypothesis", required=True, help="what you expect the change to do, and why")
+    nw.add_argument("--params", default="params.yaml")
+    nw.set_defaults(func=_exp_new)
+    ls = exp.add_parser("list", help="every experiment: state, age, headline nRMSE, gate, hypothesis")
+    states = ["planned", "queued", "running", "failed", "done", "promoted", "archived"]
+    ls.add_argument("--state", choices=states, help="only experiments in this state")
+    ls.set_defaults(func=_exp_list)
+    ar = exp.add_parser("archive", help="push experiments to the remotes, remove them here, move their files")
+    ar.add_argument("names", nargs="*", help="experiment names")
+    ar.add_argument("--status", choices=["failed", "done"], help="every experiment in this state")
+    ar.add_argument(
+        "--stale",
+        type=float,
+        nargs="?",
+        const=30.0,
+        default=None,
+        metavar="DAYS",
+        help="every experiment without activity for DAYS days (30 when given without a value)",
+    )
+    ar.add_argument("--dry-run", action="store_true", help="say what would be archived; change nothing")
+    ar.add_argument("--remote", default="origin", help="the git remote (default origin)")
+    ar.set_defaults(func=_exp_archive)
+    dc = exp.add_parser("decide", help="record a free-text decision in the experiment's file")
+    dc.add_argument("name")
+    dc.add_argument("decision")
+    dc.add_argument("--params", default="params.yaml")
+    dc.set_defaults(func=_exp_decide)
 
 
 def _add_leaderboard(sub) -> None:

@@ -4,7 +4,9 @@
     hypothesis: a 64-channel latent halves the autoencoder error and lowers rollout nRMSE
     params:            # flat dotted keys, exactly what `dvc exp run -S` would set
       latent.dim: 64
-    result: {...}      # written once it ran
+    result: {...}      # written by `ups exp record` once it ran
+    decision: promoted # `ups promote`, `ups exp archive` or `ups exp decide` (free text)
+    decided: {...}     # when, and the commit, experiment or pushed ref it concerns
 
 `load_experiment` validates the file: the name is safe for a shell, a path and a label, and every
 override names a real parameter with a valid value.
@@ -21,6 +23,9 @@ import yaml
 
 from ups.config import ConfigError, load_config
 
+FIELDS = ("name", "hypothesis", "params", "result", "decision", "decided")
+EXPERIMENTS = Path("experiments")
+ARCHIVE = EXPERIMENTS / "archive"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
 
 
@@ -41,6 +46,8 @@ class Experiment:
     hypothesis: str
     params: dict[str, Any]
     result: dict[str, Any] | None = None
+    decision: str | None = None
+    decided: dict[str, Any] | None = None
     path: Path | None = field(default=None, compare=False)
 
     def set_args(self) -> list[str]:
@@ -57,8 +64,8 @@ def load_experiment(path: Path | str, params_file: Path | str = "params.yaml") -
         raise FileNotFoundError(f"{path}: no such experiment file")
     raw = yaml.safe_load(path.read_text()) or {}
     problems = [f"{path}: missing '{k}'" for k in ("name", "hypothesis", "params") if k not in raw]
-    unknown = set(raw) - {"name", "hypothesis", "params", "result"}
-    problems += [f"{path}: unknown field '{k}' (allowed: name, hypothesis, params, result)" for k in sorted(unknown)]
+    unknown = set(raw) - set(FIELDS)
+    problems += [f"{path}: unknown field '{k}' (allowed: {', '.join(FIELDS)})" for k in sorted(unknown)]
     if problems:
         raise ConfigError(problems, source=str(path))
     if not isinstance(raw["params"], dict):
@@ -68,6 +75,8 @@ def load_experiment(path: Path | str, params_file: Path | str = "params.yaml") -
         hypothesis=str(raw["hypothesis"]),
         params=dict(raw["params"]),
         result=raw.get("result"),
+        decision=raw.get("decision"),
+        decided=raw.get("decided"),
         path=path,
     )
     load_config(params_file, exp.params)  # every override must be a valid parameter
@@ -77,8 +86,9 @@ def load_experiment(path: Path | str, params_file: Path | str = "params.yaml") -
 def dump_experiment(exp: Experiment) -> str:
     """The file's text, fields in their documented order."""
     body = {"name": exp.name, "hypothesis": exp.hypothesis, "params": exp.params}
-    if exp.result is not None:
-        body["result"] = exp.result
+    for key in ("result", "decision", "decided"):
+        if getattr(exp, key) is not None:
+            body[key] = getattr(exp, key)
     return yaml.safe_dump(body, sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -107,8 +117,6 @@ RESULT_KEYS = ("passed", "method", "nrmse", "ratio_to_persistence", "solver_nrms
 
 def record(path: Path | str, cwd: Path | str = ".", params_file: Path | str = "params.yaml") -> Experiment:
     """Write the experiment's measured headline and gate verdict into the file's `result`."""
-    import datetime
-
     from ups.errors import StageError
     from ups.leaderboard import exp_show, find, rows_from_exp_show
 
@@ -124,18 +132,62 @@ def record(path: Path | str, cwd: Path | str = ".", params_file: Path | str = "p
         raise StageError(
             f"no experiment named {exp.name!r} in `dvc exp show -A`: has it run? (`dvc queue status`, `dvc exp pull origin {exp.name}`)"
         )
+    if row.get("error"):
+        raise StageError(f"experiment {exp.name!r} failed ({row['error']}): its log is in `dvc queue logs {exp.name}`")
     if row["nrmse"] is None and not row["failures"]:
         raise StageError(
             f"experiment {exp.name!r} ({row['rev']}) has no gate metrics yet: did its pipeline reach the gate stage?"
         )
     result = {k: row[k] for k in RESULT_KEYS if row.get(k) not in (None, "")}
-    result.update(
-        rev=row["rev"],
-        baseline=row["baseline"],
-        recorded=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
+    result.update(rev=row["rev"], baseline=row["baseline"], recorded=now())
     exp.result = result
     from ups.io import write_text_atomic
 
+    write_text_atomic(exp.path, dump_experiment(exp))
+    return exp
+
+
+def now() -> str:
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def experiment_path(name: str, cwd: Path | str = ".") -> Path:
+    """experiments/NAME.yaml, or experiments/archive/NAME.yaml once archived."""
+    active = Path(cwd) / EXPERIMENTS / f"{name}.yaml"
+    archived = Path(cwd) / ARCHIVE / f"{name}.yaml"
+    return archived if archived.exists() and not active.exists() else active
+
+
+def new(
+    name: str, params: dict[str, Any], hypothesis: str, cwd: Path | str = ".", params_file: Path | str = "params.yaml"
+) -> Experiment:
+    """Write experiments/NAME.yaml, validated as `ups exp queue` validates it; an existing name
+    (active or archived) is refused."""
+    from ups.errors import StageError
+    from ups.io import write_text_atomic
+
+    validate_name(name)
+    for where in (Path(cwd) / EXPERIMENTS / f"{name}.yaml", Path(cwd) / ARCHIVE / f"{name}.yaml"):
+        if where.exists():
+            raise StageError(f"{where} exists: choose another name (or edit that file)")
+    if not hypothesis.strip():
+        raise StageError("--hypothesis is empty: say what you expect the change to do, and why")
+    load_config(Path(cwd) / params_file, params)  # every override must be a valid parameter
+    exp = Experiment(
+        name=name, hypothesis=hypothesis.strip(), params=dict(params), path=Path(cwd) / EXPERIMENTS / f"{name}.yaml"
+    )
+    exp.path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(exp.path, dump_experiment(exp))
+    return exp
+
+
+def decide(exp: Experiment, decision: str, **details: Any) -> Experiment:
+    """Set the file's decision (promoted, archived or free text) with its date and details; write it."""
+    from ups.io import write_text_atomic
+
+    exp.decision = decision
+    exp.decided = {"date": now(), **{k: v for k, v in details.items() if v is not None}}
     write_text_atomic(exp.path, dump_experiment(exp))
     return exp

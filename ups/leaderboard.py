@@ -42,18 +42,24 @@ def _row(entry: dict, experiment: str, baseline: str, kind: str) -> dict:
         "kind": kind,
         "created": data.get("timestamp"),
     }
+    row["error"] = (entry.get("error") or {}).get("msg")
+    if row["error"]:  # a failed run: `dvc exp show` lists it with its baseline's metrics, not its own
+        gate, full = {}, {}
     row.update({k: gate.get(k) for k in HEADLINE})
     row["solver_nrmse"] = (full.get("headline") or {}).get("solver_nrmse")
-    row["failures"] = gate.get("reason") or "; ".join(gate.get("failures") or [])
+    row["failures"] = row["error"] or gate.get("reason") or "; ".join(gate.get("failures") or [])
     row.update({f"param:{k}": v for k, v in params.items()})
     return row
 
 
-def rows_from_exp_show(shown: list[dict]) -> list[dict]:
-    """One row per commit and per experiment in `dvc exp show --json` output (the workspace left out)."""
+def rows_from_exp_show(shown: list[dict], workspace: bool = False) -> list[dict]:
+    """One row per commit and per experiment in `dvc exp show --json` output; with `workspace`, the
+    workspace too (kind "workspace": the outputs of a plain `dvc repro` that is not committed yet)."""
     rows = []
     for commit in shown:
         if commit.get("rev") == "workspace":
+            if workspace:
+                rows.append(_row(commit, "workspace", "", "workspace"))
             continue
         sha = commit.get("rev", "")
         rows.append(_row(commit, commit.get("name") or sha[:7], sha, "commit"))
@@ -81,6 +87,10 @@ def table(rows: list[dict], top: int | None = None, params: list[str] | None = N
     if df.empty:
         return df
     df = df.drop_duplicates(subset=["rev"]).sort_values("nrmse", kind="stable").reset_index(drop=True)
+    # The workspace shows the committed metrics again until a run rewrites them: keep it only when it differs.
+    committed = df[df["kind"] != "workspace"]
+    same = (df["kind"] == "workspace") & df["nrmse"].isin(committed["nrmse"]) & df["passed"].isin(committed["passed"])
+    df = df[~same].reset_index(drop=True)
     param_cols = [c for c in df.columns if c.startswith("param:")]
     if params is None:
         varying = [c for c in param_cols if df[c].astype(str).nunique() > 1]
@@ -89,6 +99,7 @@ def table(rows: list[dict], top: int | None = None, params: list[str] | None = N
         ]
     else:
         keep = [f"param:{p}" for p in params if f"param:{p}" in df.columns]
+    df.loc[df["kind"] == "workspace", "experiment"] = "workspace (uncommitted)"
     df = df[["experiment", "baseline", *HEADLINE, "solver_nrmse", *keep]].rename(columns={c: c[6:] for c in keep})
     return df.head(top) if top else df
 

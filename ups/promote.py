@@ -3,7 +3,9 @@
 Refused, with the reason, when the experiment's gate did not pass, when it cannot be found, when it
 ran on another baseline than HEAD (apply would undo the commits since), when the working tree has
 uncommitted changes (apply would overwrite them) or when the remote is unusable. Only what
-`dvc exp apply` changed is committed, never files that merely lie in the working tree.
+`dvc exp apply` changed is committed, never files that merely lie in the working tree, together with
+`decision: promoted` in the experiment's file (experiments/NAME.yaml). The promotion commit is
+tagged as a new version of every model artifact of dvc.yaml (DVC's model registry).
 """
 
 from __future__ import annotations
@@ -28,6 +30,48 @@ def _untracked(cwd: Path | str) -> list[str]:
     return [
         f for f in git(["ls-files", "--others", "--exclude-standard", "-z"], cwd, check=True).stdout.split("\0") if f
     ]
+
+
+def record_decision(name: str, row: dict, cwd: Path | str) -> None:
+    """`decision: promoted` in experiments/NAME.yaml (when the experiment has a file), staged for the
+    promotion commit, with the experiment's commit and baseline."""
+    from ups.experiments import EXPERIMENTS, decide, load_experiment
+
+    path = Path(cwd) / EXPERIMENTS / f"{name}.yaml"
+    if not path.exists():
+        return
+    decide(load_experiment(path, Path(cwd) / "params.yaml"), "promoted", rev=row["rev"], baseline=row["baseline"])
+    git(["add", "--", str(path.relative_to(Path(cwd)))], cwd, check=True)
+
+
+def artifact_names(cwd: Path | str) -> list[str]:
+    """The models `dvc.yaml` declares under `artifacts:`."""
+    import yaml
+
+    return list((yaml.safe_load((Path(cwd) / "dvc.yaml").read_text()) or {}).get("artifacts") or {})
+
+
+def _next_version(artifact: str, cwd: Path | str) -> str:
+    """v0.N.0 after the highest v0.M.0 (any vX.Y.Z) this artifact is tagged with."""
+    versions = []
+    for tag in git(["tag", "--list", f"{artifact}@v*"], cwd, check=True).stdout.split():
+        parts = tag.split("@v", 1)[1].split(".")
+        if len(parts) == 3 and all(p.isdigit() for p in parts):
+            versions.append(tuple(int(p) for p in parts))
+    major, minor, _ = max(versions, default=(0, 0, 0))
+    return f"v{major}.{minor + 1}.0"
+
+
+def tag_artifacts(name: str, cwd: Path | str) -> list[str]:
+    """Register the promoted models in DVC's model registry: an annotated git tag `ARTIFACT@vX.Y.Z` on
+    the promotion commit for every artifact of dvc.yaml, so `dvc artifacts get URL operator` fetches
+    the champion's operator (push the tags with `git push --tags`)."""
+    tags = []
+    for artifact in artifact_names(cwd):
+        tag = f"{artifact}@{_next_version(artifact, cwd)}"
+        git(["tag", "-a", tag, "-m", f"Promoted experiment {name}"], cwd, check=True)
+        tags.append(tag)
+    return tags
 
 
 def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
@@ -64,7 +108,9 @@ def promote(name: str, cwd: Path | str = ".", push: bool = True) -> str:
     created = [f for f in _untracked(cwd) if f not in untracked_before]
     if created:
         git(["add", "--", *created], cwd, check=True)
+    record_decision(name, row, cwd)
     git(["commit", "-q", "-m", commit_message(name, row)], cwd, check=True)
+    tag_artifacts(name, cwd)
     if push:
         dvc(["push"], cwd)
     return git(["rev-parse", "HEAD"], cwd, check=True).stdout.strip()

@@ -144,6 +144,7 @@ def _example_pictures(cfg: Config, traj, preds: dict, truth, nu, images: Path) -
 
 def eval_full(
     cfg: Config,
+    *,
     data_dir: Path,
     checkpoints: dict[str, Path],
     small_report: Path,

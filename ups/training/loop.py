@@ -6,6 +6,11 @@ bf16 autocast and optional `torch.compile` on GPU, model selection and early sto
 validation metric (never the training loss), a progress bar, per-epoch plots, resume state in
 `scratch/` after every epoch and on SIGTERM/SIGINT, and a guard that stops on a non-finite loss.
 
+`fit` reads top to bottom: `restore` (resume state of the same fingerprint), then per epoch
+`run_epoch` (`train_batch` per batch, `read_back` of losses and gradient norms to the host) and
+`end_epoch` (validate the EMA weights, keep the best, save resume state, stop early), then `finish`
+(save the best weights with the model's spec, write the summary). Where it stands is one `FitState`.
+
 Batches are a pure function of (seed, epoch) and per-batch randomness of (seed, epoch, batch), so a
 run resumed at any batch ends with the same weights as an uninterrupted run (CPU).
 
