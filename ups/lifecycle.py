@@ -31,6 +31,7 @@ from ups.leaderboard import exp_show, rows_from_exp_show
 from ups.remote import check_remote, dvc
 
 ACTIVE = ("queued", "running")
+QUEUE_STATES = ("Queued", "Running", "Success", "Failed")  # the last column of `dvc queue status`
 
 
 @dataclass
@@ -58,7 +59,7 @@ def queue_states(cwd: Path | str = ".") -> dict[str, list[str]]:
     states: dict[str, list[str]] = {}
     for line in dvc(["queue", "status"], cwd, check=False).stdout.splitlines():
         parts = line.split()
-        if len(parts) >= 4 and parts[0] != "Task":
+        if len(parts) >= 4 and parts[0] != "Task" and parts[-1] in QUEUE_STATES:
             states.setdefault(parts[1], []).append(parts[-1])
     return states
 
@@ -90,7 +91,7 @@ def _state(exp: Experiment | None, archived: bool, queued: list[str], row: dict 
     if "Queued" in queued:
         return "queued", "`dvc queue start` runs it"
     if row is not None and not row.get("error"):
-        note = f"decision: {exp.decision}" if exp is not None and exp.decision else ""
+        note = f"decision: {_cut(exp.decision, 50)}" if exp is not None and exp.decision else ""
         return "done", note or ("" if row.get("passed") is not None else "no gate verdict: did it reach the gate?")
     if "Failed" in queued or row is not None:
         return "failed", "its log: `dvc queue logs NAME`"
@@ -165,14 +166,18 @@ def _status(name, exp, archived, queued, row, file_time, path) -> Status:
     )
 
 
+def _cut(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def listing(items: list[Status], width: int = 60) -> str:
     """The status table `ups exp list` prints (Markdown)."""
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = ["| experiment | state | age (days) | nRMSE | gate | hypothesis | note |", "|---|---|---|---|---|---|---|"]
     for s in items:
         age = s.age_days(now)
-        hypothesis = " ".join(s.hypothesis.split())
-        cut = hypothesis if len(hypothesis) <= width else hypothesis[: width - 1] + "…"
+        cut = _cut(s.hypothesis, width)
         cells = [
             s.name,
             s.state,
