@@ -164,7 +164,7 @@ def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
     done = run(["ups", "promote", "good"], repo)
     assert "promoted 'good'" in done.stdout
     message = run(["git", "log", "-1", "--format=%B"], repo).stdout
-    assert message.startswith("Promote experiment good: operator nRMSE") and "gate passed" in message
+    assert message.startswith("Promote experiment good: diffusion nRMSE") and "gate passed" in message  # gate.method
     committed = run(["git", "show", "--name-only", "--format=", "HEAD"], repo).stdout.split()
     assert "b2-keys.txt" not in committed and "params.yaml" in committed, committed
     assert "experiments/good.yaml" in committed, committed  # the decision, in the promotion commit
