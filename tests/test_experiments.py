@@ -27,6 +27,18 @@ def _digests(repo, *folders) -> dict:
     }
 
 
+def _run_queue(repo, timeout: float = 600) -> str:
+    """Start DVC's queue with one worker and wait until nothing is queued or running; its final status."""
+    run(["dvc", "queue", "start", "-j", "1"], repo)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = run(["dvc", "queue", "status"], repo).stdout
+        if "Queued" not in status and "Running" not in status:
+            break
+        time.sleep(3)
+    return status
+
+
 def _experiments(repo) -> dict:
     """name → (params, metrics) of every experiment in `dvc exp show --json -A`."""
     out = {}
@@ -93,13 +105,7 @@ def test_exp_run_and_queued_experiments_appear_and_record(repo):
     gate = metrics["metrics/gate.json"]["data"]
     assert isinstance(gate["passed"], bool) and gate["nrmse"] > 0 and "training_seconds" in gate
 
-    run(["dvc", "queue", "start", "-j", "1"], repo)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    status = _run_queue(repo)
     assert status.count("Success") == 2, status
     exps = _experiments(repo)
     assert {"dim12", "fewer-examples", "short-proxy"} <= set(exps)
@@ -214,13 +220,7 @@ def test_experiment_lifecycle_new_list_archive_and_restore(repo, tmp_path, s3_se
     run(["ups", "exp", "queue", "fewer-examples"], repo)
     # the failing one: an override that `ups exp queue` would refuse, queued behind its back
     run(["dvc", "exp", "run", "--queue", "-n", "broken", "-S", "train.operator.lr=-1"], repo)
-    run(["dvc", "queue", "start", "-j", "1"], repo)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        status = run(["dvc", "queue", "status"], repo).stdout
-        if "Queued" not in status and "Running" not in status:
-            break
-        time.sleep(3)
+    _run_queue(repo)
     states = _states(repo)
     assert states["fewer-examples"][0] == "done" and float(states["fewer-examples"][1]) > 0, states
     assert states["fewer-examples"][2] in ("passed", "failed"), states
