@@ -99,7 +99,7 @@ def throughput(workdir: Path) -> dict:
     sizes = json.loads((workdir / "metrics" / "validate.json").read_text())["models"]
     out = {}
     for stage, m in sizes.items():
-        path = workdir / "metrics" / stage / "summary.json"
+        path = workdir / "metrics" / stage / "metrics.json"
         if path.exists():
             s = json.loads(path.read_text())
             samples = s["epochs_run"] * m["steps_per_epoch"] * m["batch_size"]

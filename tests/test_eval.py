@@ -275,7 +275,7 @@ def test_missing_or_corrupt_stage_metrics_are_one_line_naming_the_stage(tmp_path
         "--out",
         "metrics/gate.json",
         "--training",
-        "metrics/train_operator/summary.json",
+        "metrics/train_operator/metrics.json",
     ]
     out = run(args, tmp_path, check=False)
     assert (

@@ -14,7 +14,7 @@ def _changed(repo) -> set:
 
 def test_params_retrain_only_the_stages_that_read_them(pipeline_repo):
     run(["dvc", "repro"], pipeline_repo)
-    summary = json.loads((pipeline_repo / "metrics" / "train_operator" / "summary.json").read_text())
+    summary = json.loads((pipeline_repo / "metrics" / "train_operator" / "metrics.json").read_text())
     assert summary["val_rollout_nrmse"] > 0 and summary["val_persistence_nrmse"] > 0
     # the diagnostics: where the error comes from, all in physical space on val
     assert (
@@ -65,10 +65,15 @@ def test_dvc_exp_run_with_latent_dim_override(pipeline_repo):
     proc = run(["dvc", "exp", "run", "-n", "dim12", "-S", "latent.dim=12"], pipeline_repo)
     assert "Ran experiment" in proc.stdout + proc.stderr
     shown = json.loads(run(["dvc", "exp", "show", "--json"], pipeline_repo).stdout)
-    names = [
-        e.get("name") for commit in shown for e in (commit.get("experiments") or []) for e in (e.get("revs") or [])
-    ]
-    assert "dim12" in names
+    revs = {
+        e.get("name"): e for commit in shown for e in (commit.get("experiments") or []) for e in (e.get("revs") or [])
+    }
+    assert "dim12" in revs
+    # the DVCLive summaries are columns of `dvc exp show`: step (the last epoch) and the stage summary
+    metrics = revs["dim12"]["data"]["metrics"]
+    operator = metrics["metrics/train_operator/metrics.json"]["data"]
+    assert operator["step"] == operator["epochs_run"] >= 1 and operator["val_rollout_nrmse"] > 0
+    assert metrics["metrics/train_autoencoder/metrics.json"]["data"]["val_roundtrip_nrmse"] > 0
 
 
 def test_plots_render_training_curves(pipeline_repo, tmp_path):
@@ -77,5 +82,12 @@ def test_plots_render_training_curves(pipeline_repo, tmp_path):
     plots = json.loads(out)
     titles = " ".join(plots["data"])
     assert "training curves (autoencoder)" in titles and "training curves (operator)" in titles
+    ran = ("metrics/train_autoencoder/", "metrics/train_operator/")  # the stages reproduced here
+    assert not [e for e in plots.get("errors", []) if e["source"].startswith(ran)], plots["errors"]
+    operator = next(p for title, p in plots["data"].items() if "training curves (operator)" in title)
+    points = operator[0]["content"]["data"]["values"]
+    drawn = json.dumps(points)  # each point names its file and field
+    assert "train_loss.tsv::train_loss" in drawn and "val_rollout_nrmse.tsv::val_rollout_nrmse" in drawn
+    assert all("step" in p for p in points) and len(points) >= 2
     html = run(["dvc", "plots", "show", "-o", str(tmp_path / "plots")], pipeline_repo)
     assert (tmp_path / "plots" / "index.html").exists(), html.stdout

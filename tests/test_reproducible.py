@@ -34,8 +34,7 @@ def test_two_runs_of_a_stage_write_identical_bytes(tmp_path, smoke_data, smoke_c
             StagePaths(
                 data=smoke_data,
                 checkpoint=run_dir / "ae.pt",
-                plots=run_dir / "epochs.tsv",
-                metrics=run_dir / "summary.json",
+                live=run_dir / "live",
                 scratch=run_dir / "scratch",
             ),
         )

@@ -18,7 +18,7 @@ from ups.errors import StageError
 from ups.stage_args import StagePaths
 from ups.training import autoencoder as ae_stage
 
-STAGE_ARGS = ["--checkpoint", "ae.pt", "--plots", "epochs.tsv", "--metrics", "summary.json"]
+STAGE_ARGS = ["--checkpoint", "ae.pt", "--live", "live"]
 
 
 @pytest.fixture
@@ -59,6 +59,8 @@ def test_sigterm_mid_epoch_then_resume_gives_the_same_weights(workdir, tmp_path)
     assert "stopped by SIGTERM at epoch 2, batch" in err
     assert resume_path("train_autoencoder", workdir / "scratch").exists()
     assert not (workdir / "ae.pt").exists()
+    live = json.loads((workdir / "live" / "metrics.json").read_text())  # what `dvc exp show` sees mid-run
+    assert live["step"] == 1 and live["val_roundtrip_nrmse"] > 0 and "best_epoch" not in live
 
     rerun = subprocess.run(_stage(workdir), cwd=workdir, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
@@ -67,6 +69,22 @@ def test_sigterm_mid_epoch_then_resume_gives_the_same_weights(workdir, tmp_path)
     for key in reference:
         assert torch.allclose(resumed[key], reference[key], atol=1e-6, rtol=0), key
     assert not resume_path("train_autoencoder", workdir / "scratch").exists()  # cleaned after success
+    # DVC clears a stage's outputs before it reruns: the resumed run writes the earlier epochs again
+    for d in (workdir, ref):
+        steps, values = _curve(d / "live", "val_roundtrip_nrmse")
+        assert steps == [1, 2, 3], d
+    assert _curve(workdir / "live", "val_roundtrip_nrmse")[1] == pytest.approx(
+        _curve(ref / "live", "val_roundtrip_nrmse")[1], rel=1e-5
+    )
+    assert json.loads((workdir / "live" / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def _curve(live: Path, name: str) -> tuple[list[int], list[float]]:
+    """A DVCLive curve: (steps, values) from plots/metrics/NAME.tsv."""
+    lines = (live / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
+    assert lines[0] == f"step\t{name}"
+    rows = [line.split("\t") for line in lines[1:]]
+    return [int(r[0]) for r in rows], [float(r[1]) for r in rows]
 
 
 def test_nan_loss_stops_naming_stage_epoch_batch_and_keeps_resume_state(workdir, monkeypatch):
@@ -97,8 +115,7 @@ def test_nan_loss_stops_naming_stage_epoch_batch_and_keeps_resume_state(workdir,
             StagePaths(
                 data=workdir / "data",
                 checkpoint=workdir / "ae.pt",
-                plots=workdir / "epochs.tsv",
-                metrics=workdir / "summary.json",
+                live=workdir / "live",
                 scratch=scratch,
             ),
         )
@@ -138,9 +155,7 @@ def test_wandb_offline_mirrors_every_epoch(workdir, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("DVC_EXP_NAME", "wandb-test")
     cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16, "logging.wandb.enabled": True})
-    ae_stage.train_autoencoder(
-        cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json")
-    )
+    ae_stage.train_autoencoder(cfg, StagePaths(data="data", checkpoint="ae.pt", live="live"))
     runs = list((workdir / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     history = [
@@ -150,11 +165,11 @@ def test_wandb_offline_mirrors_every_epoch(workdir, monkeypatch):
     ]
     epochs_logged = [h for h in history if "train_autoencoder/val_roundtrip_nrmse" in h]
     assert len(epochs_logged) == 3
-    tsv = (workdir / "epochs.tsv").read_text().splitlines()
-    assert len(tsv) == 1 + 3 and tsv[0].startswith("epoch\ttrain_loss\tselection\tval_roundtrip_nrmse")
-    assert epochs_logged[-1]["train_autoencoder/val_roundtrip_nrmse"] == pytest.approx(
-        float(tsv[-1].split("\t")[3]), rel=1e-4
-    )
+    steps, values = _curve(workdir / "live", "val_roundtrip_nrmse")
+    assert steps == [1, 2, 3]
+    assert values == pytest.approx([h["train_autoencoder/val_roundtrip_nrmse"] for h in epochs_logged], rel=1e-6)
+    summary = json.loads((workdir / "live" / "metrics.json").read_text())
+    assert summary["step"] == 3 and summary["epochs_run"] == 3 and summary["best_epoch"] in (1, 2, 3)
 
 
 def test_a_corrupt_resume_state_is_set_aside_and_training_starts_over(workdir, monkeypatch, capsys):
@@ -163,9 +178,7 @@ def test_a_corrupt_resume_state_is_set_aside_and_training_starts_over(workdir, m
     resume.parent.mkdir(parents=True)
     resume.write_bytes(b"PK\x03\x04 not a torch archive")  # a truncated write, say
     cfg = load_config(workdir / "params.yaml", {"train.autoencoder.batch_size": 16, "train.autoencoder.epochs": 1})
-    summary = ae_stage.train_autoencoder(
-        cfg, StagePaths(data="data", checkpoint="ae.pt", plots="epochs.tsv", metrics="summary.json")
-    )
+    summary = ae_stage.train_autoencoder(cfg, StagePaths(data="data", checkpoint="ae.pt", live="live"))
     out = capsys.readouterr().out
     assert "warning: cannot read the resume state" in out and "training from scratch" in out
     assert summary["epochs_run"] == 1 and Path("ae.pt").exists()

@@ -23,8 +23,7 @@ class StagePaths:
     operator: Path | None = None
     teacher: Path | None = None  # the diffusion residual, for the consistency student
     checkpoint: Path | None = None  # what the stage writes: its model,
-    plots: Path | None = None  # per-epoch metrics (TSV),
-    metrics: Path | None = None  # and its summary (JSON)
+    live: Path | None = None  # and its DVCLive directory (per-epoch curves, the summary)
     scratch: Path = SCRATCH  # resume state, outside DVC's outputs
 
     def __post_init__(self):
@@ -57,7 +56,7 @@ def training_arguments(
     description: str | None, inputs: Iterable[str], argv: list[str] | None = None
 ) -> tuple[argparse.Namespace, StagePaths]:
     """A training stage's command line: its `inputs` (data, latents, checkpoints it reads) and the
-    checkpoint, per-epoch plots and summary metrics it writes, as `StagePaths`."""
-    names = (*inputs, "checkpoint", "plots", "metrics")
+    checkpoint and DVCLive directory (per-epoch curves, summary) it writes, as `StagePaths`."""
+    names = (*inputs, "checkpoint", "live")
     args = stage_arguments(description, names, argv=argv)
     return args, StagePaths(**{name: getattr(args, name) for name in names})

@@ -3,7 +3,7 @@
 A stage describes its work as a `Task` (model, batches, loss, validation); `fit` does the rest:
 seeding and CPU determinism, AdamW with warm-up and cosine decay, gradient clipping, EMA weights,
 bf16 autocast and optional `torch.compile` on GPU, model selection and early stopping on the
-validation metric (never the training loss), a progress bar, per-epoch plots, resume state in
+validation metric (never the training loss), a progress bar, per-epoch curves (DVCLive), resume state in
 `scratch/` after every epoch and on SIGTERM/SIGINT, and a guard that stops on a non-finite loss.
 
 `fit` reads top to bottom: `restore` (resume state of the same fingerprint), then per epoch
@@ -16,7 +16,7 @@ run resumed at any batch ends with the same weights as an uninterrupted run (CPU
 
 Under torchrun (`runtime.nproc` > 1, see `ups.training.distributed`) each rank computes the loss on
 its part of every global batch, gradients are averaged by an all-reduce before clipping and the
-step (PyTorch's DistributedDataParallel), and rank 0 alone writes resume state, plots, logs and the
+step (PyTorch's DistributedDataParallel), and rank 0 alone writes resume state, curves, logs and the
 checkpoint.
 """
 
@@ -40,7 +40,7 @@ from ups.runtime import pick_device
 from ups.stage_args import StagePaths
 from ups.training import distributed
 from ups.training.optim import EMA, build_optimizer, warmup_cosine
-from ups.training.tracking import EpochLog
+from ups.training.tracking import TrainingLog
 
 SYNC_EVERY = 32  # batches between host read-backs on a GPU
 
@@ -60,7 +60,7 @@ class Task:
     batches: Callable[[int, torch.Generator], Iterable[Any]]  # (epoch, generator) → batches
     loss: Callable[[nn.Module, Any, torch.Generator], torch.Tensor]  # (model, batch, generator) → loss
     validate: Callable[[nn.Module], dict[str, float]]  # EMA model → metrics; "selection" is minimised
-    paths: StagePaths  # checkpoint, plots, scratch
+    paths: StagePaths  # checkpoint, DVCLive directory, scratch
     fingerprint: str  # of the params and inputs; resume state of another fingerprint is not used
     log_config: dict = field(default_factory=dict)
 
@@ -211,9 +211,9 @@ class _Fit:
             )
         # After the resume: DDP broadcasts rank 0's weights.
         self.compute_loss = distributed.data_parallel(self.step_model, self.task.loss, self.ctx, self.device)
-        self.log = EpochLog(
+        self.log = TrainingLog(
             self.task.stage,
-            self.task.paths.plots,
+            self.task.paths.live,
             self.wandb_cfg,
             self.task.log_config,
             rows=self.state.rows,

@@ -14,9 +14,9 @@ from torch import nn
 
 from ups.checkpoints import fingerprint
 from ups.config import StageTraining
-from ups.io import write_json_atomic
 from ups.models.base import SpecModel
 from ups.stage_args import StagePaths
+from ups.training import tracking
 from ups.training.loop import Task
 
 
@@ -32,7 +32,7 @@ def stage_task(
     loss: Callable[[nn.Module, Any, torch.Generator], torch.Tensor],
     validate: Callable[[nn.Module], dict[str, float]],
 ) -> Task:
-    """The stage's `Task`: its checkpoint, plots and scratch from `paths`; resume state is keyed by the
+    """The stage's `Task`: its checkpoint, DVCLive directory and scratch from `paths`; resume state is keyed by the
     fingerprint of `params` (also logged as the run's config) and the content of the `inputs` files."""
     return Task(
         stage=stage,
@@ -49,6 +49,7 @@ def stage_task(
 
 
 def write_summary(paths: StagePaths, summary: dict) -> dict:
-    """The stage's summary JSON (`dvc exp show` reads it), written atomically; returned for printing."""
-    write_json_atomic(paths.metrics, summary)
+    """The stage's summary with its diagnostics, into its DVCLive summary (`metrics.json` in
+    `paths.live`, what `dvc exp show` reads); returned for printing."""
+    tracking.write_summary(paths.live, summary)
     return summary
