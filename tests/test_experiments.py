@@ -170,7 +170,8 @@ def test_promote_refuses_a_failed_gate_and_promotes_a_passing_one(repo):
     done = run(["ups", "promote", "good"], repo)
     assert "promoted 'good'" in done.stdout
     message = run(["git", "log", "-1", "--format=%B"], repo).stdout
-    assert message.startswith("Promote experiment good: diffusion nRMSE") and "gate passed" in message  # gate.method
+    method = yaml.safe_load((repo / "params.yaml").read_text())["gate"]["method"]
+    assert message.startswith(f"Promote experiment good: {method} nRMSE") and "gate passed" in message
     committed = run(["git", "show", "--name-only", "--format=", "HEAD"], repo).stdout.split()
     assert "b2-keys.txt" not in committed and "params.yaml" in committed, committed
     assert "experiments/good.yaml" in committed, committed  # the decision, in the promotion commit
