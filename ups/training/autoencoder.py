@@ -36,7 +36,7 @@ def fields(data_dir: Path, split: str, cfg: Config) -> tuple[torch.Tensor, torch
     return torch.from_numpy(traj.u.reshape(-1, traj.u.shape[-1])), torch.from_numpy(traj.x)
 
 
-def roundtrip_nrmse(model, u: torch.Tensor, x: torch.Tensor, batch: int = 512) -> float:
+def roundtrip_nrmse(model, u: torch.Tensor, x: torch.Tensor, batch: int = 128) -> float:
     model.eval()
     with torch.no_grad():
         errs = [nrmse_per_frame(model(u[i : i + batch], x), u[i : i + batch]) for i in range(0, len(u), batch)]

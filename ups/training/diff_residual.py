@@ -30,10 +30,12 @@ STAGE = "train_diff_residual"
 
 @torch.no_grad()
 def one_step_pairs(
-    sim: Simulator, z: torch.Tensor, nu: torch.Tensor, batch: int = 2048
+    sim: Simulator, z: torch.Tensor, nu: torch.Tensor, batch: int = 128
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The operator's one-step predictions z_op (`Simulator.step`, projected if the operator is),
-    true next latents (physical scale) and ν, for all frames ≥ H."""
+    true next latents (physical scale) and ν, for all frames ≥ H. Batches of 128: on 2 CPU cores the
+    512 × 40 training pairs take 14 s this way and 28 s in batches of 2048 (cache-bound decoder), with
+    identical results."""
     h = sim.history
     windows = z.unfold(1, h, 1)[:, : z.shape[1] - h]  # (N, F−H, T, D, H)
     windows = windows.permute(0, 1, 4, 2, 3).reshape(-1, h, *z.shape[2:])
