@@ -22,13 +22,6 @@ from pathlib import Path
 
 from ups.config import WandbConfig
 
-SUMMARY = "metrics.json"  # DVCLive's name for the summary file in its directory
-
-
-def summary_path(live_dir: Path | str) -> Path:
-    """The stage summary a DVCLive directory holds."""
-    return Path(live_dir) / SUMMARY
-
 
 def open_live(live_dir: Path | str, resume: bool = False):
     """A DVCLive logger on `live_dir` that writes only its own files. `resume=False` clears the
@@ -105,9 +98,8 @@ class TrainingLog:
             self.run = None
 
 
-def write_summary(live_dir: Path | str, summary: dict) -> dict:
+def write_summary(live_dir: Path | str, summary: dict) -> None:
     """Add `summary` to the stage's DVCLive summary (`metrics.json`, what `dvc exp show` reads)."""
     live = open_live(live_dir, resume=True)
     live.summary.update(summary)
     live.make_summary()
-    return live.summary
